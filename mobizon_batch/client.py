@@ -1,0 +1,568 @@
+"""MobizonClient: the one place that speaks HTTP to the Mobizon API.
+
+Why everything about the wire lives here: the rest of the package must be able
+to reason about *outcomes* (sent, surely not sent, unknown) without knowing
+what a ``requests.ConnectionError`` wraps.  Exceptions from requests and
+urllib3 are translated once, below, into the families of ``errors.py``.
+
+Wire format (see the API notes): POST to
+``{base}/service/{module}/{method}?output=json&api=v1&apiKey=KEY`` with a form
+body in PHP ``http_build_query`` style (``params[validity]=1440``,
+``ids[0]=1&ids[1]=2``); the answer is ``{"code", "data", "message"}`` and the
+HTTP status is ignored whenever that envelope is present.  The live service
+sends numbers as strings, so every numeric field is coerced here.
+
+The key is part of every URL, so it must never leave this module: requests
+puts URLs into its exception texts, so those are redacted and never chained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from mobizon_batch import __version__
+from mobizon_batch.config import DEFAULT_API_URL, normalize_api_url
+from mobizon_batch.errors import (
+    AnswerLost,
+    ApiError,
+    ConfigError,
+    NotSent,
+    TransportError,
+    WrongDomain,
+    api_error_for,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_STATUS_IDS = 100
+LIST_PAGE_SIZES = (25, 50, 100)
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+REDACTED = "<redacted>"
+# Shorter "secrets" (test keys) are not replaced as plain text: replacing "k"
+# would mangle every message.  Real keys are 40 or 70 characters.
+MIN_SECRET_LENGTH = 6
+
+Timeout = float | tuple[float, float]
+
+_API_KEY_IN_TEXT = re.compile(r"(apiKey=)[^&\s'\"]*", re.IGNORECASE)
+
+
+# ------------------------------------------------------------------ data types
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """What SendSmsMessage returns: ids, and whether the campaign awaits moderation."""
+
+    message_id: int
+    campaign_id: int
+    moderation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """One entry of a GetSMSStatus answer, with its fields typed."""
+
+    id: int
+    status: str
+    seg_num: int | None
+    start_send_ts: datetime | None
+    status_update_ts: datetime | None
+
+
+# ------------------------------------------------------------- pure helpers
+
+
+def encode_form(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Flatten params the way PHP's ``http_build_query`` does.
+
+    Nested mappings become ``outer[inner]``, sequences ``name[0]``, ``name[1]``;
+    ``None`` is left out (as PHP leaves out null), booleans become 1/0 and
+    datetimes the API's ``YYYY-MM-DD HH:MM:SS``.  Percent-encoding is left to
+    ``urlencode``, which, like PHP, encodes the brackets and turns spaces into +.
+    """
+    pairs: list[tuple[str, str]] = []
+
+    def walk(key: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, Mapping):
+            for inner, item in value.items():
+                walk(f"{key}[{inner}]", item)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                walk(f"{key}[{index}]", item)
+        elif isinstance(value, bool):
+            pairs.append((key, "1" if value else "0"))
+        elif isinstance(value, datetime):
+            pairs.append((key, value.strftime(TIMESTAMP_FORMAT)))
+        else:
+            pairs.append((key, str(value)))
+
+    for name, value in params.items():
+        walk(str(name), value)
+    return pairs
+
+
+def parse_envelope(body: bytes) -> tuple[int, Any, str] | None:
+    """``(code, data, message)`` when ``body`` is the API envelope, else None.
+
+    ``code`` may itself arrive as a string; anything that is not a JSON object
+    with an integer-like ``code`` (an HTML error page, a cut-off body) is not
+    an envelope.
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or "code" not in document:
+        return None
+    code = to_int(document["code"])
+    if code is None:
+        return None
+    message = document.get("message")
+    return code, document.get("data"), message if isinstance(message, str) else ""
+
+
+def to_int(value: Any) -> int | None:
+    """An integer from an int or a numeric string (``"11111111"``, ``"1.0"``), else None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        number = to_decimal(text)
+        if number is not None and number == number.to_integral_value():
+            return int(number)
+    return None
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A Decimal from a number or numeric string (``"0.0600"``), else None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """The API's ``YYYY-MM-DD HH:MM:SS`` (account-local, no zone) as a naive datetime.
+
+    Null, blank and the all-zero date mean "not yet" and give None.
+    """
+    if not isinstance(value, str) or not value.strip() or value.startswith("0000"):
+        return None
+    try:
+        return datetime.strptime(value.strip(), TIMESTAMP_FORMAT)
+    except ValueError:
+        log.debug("unparseable timestamp from the API: %r", value)
+        return None
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` and any ``apiKey=...`` value replaced by a marker."""
+    if len(secret) >= MIN_SECRET_LENGTH:
+        text = text.replace(secret, REDACTED)
+    return _API_KEY_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes secrets from every record it passes.
+
+    Installed on the command line's log handler so that even third-party debug
+    logs (urllib3 logs each request line, query string included) cannot leak
+    the key.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self.secrets:
+            message = redact(message, secret)
+        record.msg, record.args = redact(message, ""), None
+        return True
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """True if ``exc`` or anything it wraps (args, causes, urllib3 reasons) is of ``kinds``."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kinds):
+            return True
+        pending.extend(item.args)
+        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
+    return False
+
+
+# -------------------------------------------------------------------- client
+
+
+class MobizonClient:
+    """A thread-safe client for the Mobizon HTTP API.
+
+    One instance is shared by all send workers: it holds one pooled
+    ``requests.Session``.  ``timeout`` is ``(connect, read)`` seconds; a read
+    timeout makes a send ambiguous (``AnswerLost``), so keep it generous.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        timeout: Timeout = (10.0, 60.0),
+        session: requests.Session | None = None,
+        pool_size: int = 32,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ConfigError("the API key is empty: set MOBIZON_API_KEY")
+        self._api_key = api_key.strip()
+        self._api_url = normalize_api_url(api_url)
+        self._switch_lock = threading.Lock()
+        self.timeout = timeout
+        self._owns_session = session is None
+        self._session = session if session is not None else _pooled_session(pool_size)
+
+    def __repr__(self) -> str:
+        return f"MobizonClient(api_url={self._api_url!r})"
+
+    def __enter__(self) -> MobizonClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    @property
+    def api_url(self) -> str:
+        """The base URL in use now (it changes once if the API answers code 13)."""
+        return self._api_url
+
+    @property
+    def host(self) -> str:
+        """The API host and port, for messages (never the full URL)."""
+        return urlsplit(self._api_url).netloc
+
+    def redact(self, text: str) -> str:
+        """``text`` with this client's key removed."""
+        return redact(text, self._api_key)
+
+    # ------------------------------------------------------------ generic call
+
+    def call(self, module: str, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """POST one API method and return the envelope's ``data`` on code 0.
+
+        Raises an ``ApiError`` subclass for any other code and a
+        ``TransportError`` (``NotSent`` or ``AnswerLost``) when no envelope came
+        back.  On code 13 the client moves to the domain the API names and
+        repeats the call once: the first server did not act on it.
+        """
+        switched = False
+        while True:
+            base = self._api_url
+            try:
+                return self._call_once(base, module, method, params or {})
+            except WrongDomain as exc:
+                if switched or not exc.domain:
+                    raise
+                self._switch_domain(base, exc.domain)
+                switched = True
+
+    def _switch_domain(self, old_base: str, domain: str) -> None:
+        scheme = urlsplit(old_base).scheme
+        new_base = normalize_api_url(domain if "://" in domain else f"{scheme}://{domain}")
+        if scheme == "https" and new_base.startswith("http://"):
+            raise ConfigError(
+                f"the API asked to move from https to plain http ({urlsplit(new_base).netloc}); "
+                f"refusing to send the key unencrypted"
+            )
+        with self._switch_lock:
+            if self._api_url == old_base:
+                self._api_url = new_base
+                log.warning(
+                    "the API says this account lives on %s; using it from now on "
+                    "(set MOBIZON_API_URL=%s to skip this step)",
+                    urlsplit(new_base).netloc,
+                    urlsplit(new_base).netloc,
+                )
+
+    def _call_once(self, base: str, module: str, method: str, params: Mapping[str, Any]) -> Any:
+        host = urlsplit(base).netloc
+        url = f"{base}/service/{module.lower()}/{method.lower()}?" + urlencode(
+            {"output": "json", "api": "v1", "apiKey": self._api_key}
+        )
+        body = urlencode(encode_form(params)).encode("ascii")
+        log.debug("POST %s/service/%s/%s (%d bytes)", host, module, method, len(body))
+        try:
+            response = self._session.post(
+                url,
+                data=body,
+                headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            # Not chained (``from None``): the original texts carry the URL, key included.
+            raise self._transport_error(exc, host) from None
+        envelope = parse_envelope(response.content)
+        if envelope is None:
+            raise self._not_an_envelope(response, host)
+        code, data, message = envelope
+        if code != 0:
+            raise api_error_for(code, self.redact(message), data)
+        return data
+
+    def _transport_error(self, exc: requests.RequestException, host: str) -> TransportError:
+        """Decide, from what requests raised, whether the server could have acted."""
+        reason = self.redact(_short_reason(exc))
+        if isinstance(exc, requests.exceptions.ConnectTimeout) or _caused_by(
+            exc, (NewConnectionError, ConnectTimeoutError)
+        ):
+            return NotSent(f"could not connect to {host}: {reason}", host=host)
+        if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(
+            exc
+        ):
+            return NotSent(
+                f"the TLS certificate of {host} could not be verified: {reason}", host=host
+            )
+        if isinstance(exc, requests.exceptions.ReadTimeout):
+            return AnswerLost(
+                f"{host} did not answer in time (read timeout): "
+                f"the request may or may not have been processed",
+                host=host,
+            )
+        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+            return NotSent(f"the API address for {host} is not usable: {reason}", host=host)
+        return AnswerLost(
+            f"the connection to {host} broke before an answer arrived ({reason}): "
+            f"the request may or may not have been processed",
+            host=host,
+        )
+
+    def _not_an_envelope(
+        self, response: requests.Response, host: str
+    ) -> ConfigError | TransportError:
+        status = response.status_code
+        if status in (301, 302, 303, 307, 308):
+            target = urlsplit(response.headers.get("Location", "")).netloc or "elsewhere"
+            return ConfigError(
+                f"{host} redirects API calls to {target}: set MOBIZON_API_URL to the "
+                f"address it names (a redirected POST is never followed)"
+            )
+        if status in (429, 503):
+            return NotSent(
+                f"{host} turned the request away (HTTP {status}) without processing it",
+                host=host,
+                http_status=status,
+            )
+        return AnswerLost(
+            f"{host} answered HTTP {status} with a body that is not a Mobizon API answer "
+            f"(is MOBIZON_API_URL right?): the request may or may not have been processed",
+            host=host,
+            http_status=status,
+        )
+
+    # ---------------------------------------------------------- typed methods
+
+    def send_sms(
+        self,
+        recipient: str,
+        text: str,
+        *,
+        sender: str | None = None,
+        name: str | None = None,
+        deferred_to: datetime | str | None = None,
+        validity: int | None = None,
+        mclass: int | None = None,
+    ) -> SendReceipt:
+        """Message/SendSmsMessage for one recipient (digits, international form)."""
+        extra: dict[str, Any] = {
+            "name": name or None,
+            "deferredToTs": deferred_to,
+            "validity": validity,
+            "mclass": mclass,
+        }
+        params: dict[str, Any] = {"recipient": recipient, "text": text, "from": sender or None}
+        if any(value is not None for value in extra.values()):
+            params["params"] = extra
+        data = self.call("message", "sendSmsMessage", params)
+        fields = data if isinstance(data, Mapping) else {}
+        message_id = to_int(fields.get("messageId"))
+        campaign_id = to_int(fields.get("campaignId"))
+        if message_id is None or campaign_id is None:
+            # Code 0 means the message exists, but without its id we cannot own it.
+            raise AnswerLost(
+                f"{self.host} accepted the message but its answer carries no usable "
+                f"messageId/campaignId",
+                host=self.host,
+            )
+        return SendReceipt(message_id, campaign_id, to_int(fields.get("status")) == 1)
+
+    def get_sms_status(self, ids: Iterable[int]) -> list[StatusRecord]:
+        """Message/GetSMSStatus for at most 100 ids; ids the API omits are absent."""
+        id_list = [int(i) for i in ids]
+        if len(id_list) > MAX_STATUS_IDS:
+            raise ValueError(f"GetSMSStatus takes at most {MAX_STATUS_IDS} ids, got {len(id_list)}")
+        if not id_list:
+            return []
+        data = self.call("message", "getSMSStatus", {"ids": id_list})
+        records = []
+        for item in data if isinstance(data, list) else []:
+            if not isinstance(item, Mapping):
+                continue
+            message_id = to_int(item.get("id"))
+            if message_id is None:
+                log.warning("GetSMSStatus returned an entry without an id: %r", item)
+                continue
+            records.append(
+                StatusRecord(
+                    id=message_id,
+                    status=str(item.get("status") or ""),
+                    seg_num=to_int(item.get("segNum")),
+                    start_send_ts=to_datetime(item.get("startSendTs")),
+                    status_update_ts=to_datetime(item.get("statusUpdateTs")),
+                )
+            )
+        return records
+
+    def list_messages(
+        self,
+        criteria: Mapping[str, Any] | None = None,
+        page: int = 0,
+        page_size: int = 100,
+        sort: Mapping[str, str] | None = None,
+        *,
+        with_number_info: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of Message/List: ``(items, totalItemCount)``.
+
+        Numeric fields (id, campaignId, segNum) become int, segUserBuy a Decimal;
+        text fields (to, from, text) stay strings even when they look numeric.
+        """
+        if page_size not in LIST_PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {LIST_PAGE_SIZES}, got {page_size}")
+        params: dict[str, Any] = {
+            "criteria": dict(criteria) if criteria else None,
+            "pagination": {"currentPage": page, "pageSize": page_size},
+            "sort": dict(sort) if sort else None,
+            "withNumberInfo": 1 if with_number_info else None,
+        }
+        data = self.call("message", "list", params)
+        fields = data if isinstance(data, Mapping) else {}
+        items = [
+            _typed_list_item(item)
+            for item in fields.get("items") or []
+            if isinstance(item, Mapping)
+        ]
+        total = to_int(fields.get("totalItemCount"))
+        return items, total if total is not None else len(items)
+
+    def get_balance(self) -> tuple[Decimal, str]:
+        """User/GetOwnBalance: ``(balance, currency)`` — also a cheap check of key and domain."""
+        data = self.call("user", "getOwnBalance")
+        fields = data if isinstance(data, Mapping) else {}
+        balance = to_decimal(fields.get("balance"))
+        if balance is None:
+            raise AnswerLost(
+                f"{self.host} answered GetOwnBalance without a balance", host=self.host
+            )
+        return balance, str(fields.get("currency") or "")
+
+
+_INT_LIST_FIELDS = ("id", "campaignId", "segNum")
+
+
+def _typed_list_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    typed = dict(item)
+    for field in _INT_LIST_FIELDS:
+        if field in typed:
+            number = to_int(typed[field])
+            typed[field] = number if number is not None else typed[field]
+    if "segUserBuy" in typed:
+        typed["segUserBuy"] = to_decimal(typed["segUserBuy"])
+    return typed
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The innermost useful words of a requests/urllib3 exception.
+
+    requests wraps urllib3 wraps socket errors; the innermost one says what
+    happened ("Connection refused", "Remote end closed connection without
+    response"), the outer ones mostly repeat the pool and the URL.
+    """
+    innermost: BaseException = exc
+    pending: list[Any] = [exc]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        innermost = item
+        pending.extend([getattr(item, "reason", None), *item.args, item.__cause__])
+    text = _POOL_PREFIX.sub("", str(innermost)).strip() or type(innermost).__name__
+    return text[:300]
+
+
+_POOL_PREFIX = re.compile(r"^<?\w+(?:Connection|Pool)\w*\(host=[^)]*\)>?:\s*")
+
+
+def _pooled_session(pool_size: int) -> requests.Session:
+    """A session whose pool fits ``pool_size`` concurrent workers and never retries.
+
+    urllib3 must not retry on its own: a POST it repeats behind our back is a
+    second SMS.  ``max_retries=0`` makes every failure visible to us.
+    """
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = f"mobizon-batch/{__version__}"
+    return session
+
+
+__all__ = [
+    "LIST_PAGE_SIZES",
+    "MAX_STATUS_IDS",
+    "ApiError",
+    "MobizonClient",
+    "RedactingFilter",
+    "SendReceipt",
+    "StatusRecord",
+    "encode_form",
+    "parse_envelope",
+    "redact",
+]
