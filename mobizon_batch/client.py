@@ -280,6 +280,16 @@ class MobizonClient:
         """``text`` with this client's key removed."""
         return redact(text, self._api_key)
 
+    def _redact_data(self, data: Any) -> Any:
+        """``data`` with the key removed from every string (it ends up in messages)."""
+        if isinstance(data, str):
+            return self.redact(data)
+        if isinstance(data, Mapping):
+            return {self._redact_data(k): self._redact_data(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self._redact_data(item) for item in data]
+        return data
+
     # ------------------------------------------------------------ generic call
 
     def call(self, module: str, method: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -342,7 +352,7 @@ class MobizonClient:
             raise self._not_an_envelope(response, host)
         code, data, message = envelope
         if code != 0:
-            raise api_error_for(code, self.redact(message), data)
+            raise api_error_for(code, self.redact(message), self._redact_data(data))
         return data
 
     def _transport_error(self, exc: requests.RequestException, host: str) -> TransportError:

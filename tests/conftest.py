@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mobizon_batch.client import MobizonClient
+from mobizon_batch.emulator import MobizonEmulator
+from tests.scripted_server import ScriptedServer
+
+# Long enough to be redacted as plain text, unlike a one-letter key.
+TEST_KEY = "k3yS3cr3tAbCdEf0123456789abcdef01234567"
+
+
+@pytest.fixture
+def emulator() -> Iterator[MobizonEmulator]:
+    with MobizonEmulator(api_key=TEST_KEY, status_step=0.05) as emu:
+        yield emu
+
+
+@pytest.fixture
+def client(emulator: MobizonEmulator) -> Iterator[MobizonClient]:
+    with MobizonClient(TEST_KEY, emulator.url, timeout=(2.0, 5.0)) as api:
+        yield api
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    with ScriptedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def api_env(monkeypatch: pytest.MonkeyPatch, emulator: MobizonEmulator) -> MobizonEmulator:
+    """Point the command line at the emulator through the environment."""
+    monkeypatch.setenv("MOBIZON_API_KEY", TEST_KEY)
+    monkeypatch.setenv("MOBIZON_API_URL", emulator.url)
+    return emulator
