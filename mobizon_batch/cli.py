@@ -199,6 +199,13 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="share of calls whose connection is dropped after the work is done",
     )
     parser.add_argument(
+        "--fault-999-after",
+        type=_fraction,
+        default=0.0,
+        metavar="P",
+        help="share of calls that do the work, then answer code 999 (service error)",
+    )
+    parser.add_argument(
         "--status-step",
         type=_non_negative,
         default=2.0,
@@ -220,11 +227,13 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
         fault_503=args.fault_503,
         fault_drop_before=args.fault_drop_before,
         fault_drop_after=args.fault_drop_after,
+        fault_999_after=args.fault_999_after,
         status_step=args.status_step,
         moderation=args.moderation,
         seed=args.seed,
     )
-    if config.fault_503 + config.fault_drop_before + config.fault_drop_after > 1.0:
+    faults = (config.fault_503, config.fault_drop_before, config.fault_drop_after)
+    if sum(faults) + config.fault_999_after > 1.0:
         raise ConfigError("the fault shares add up to more than 1")
     emulator = MobizonEmulator(config, host=args.host, port=args.port)
     try:

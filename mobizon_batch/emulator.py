@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, overload
 from urllib.parse import parse_qsl, urlsplit
 
 from mobizon_batch.texts import count_segments
@@ -80,7 +80,9 @@ class EmulatorConfig:
     ``fault_503`` answers HTTP 503 with an HTML page and does nothing;
     ``fault_drop_before`` closes the connection without doing anything;
     ``fault_drop_after`` does the work (creates the message) and then closes
-    the connection without answering — the ambiguous case.
+    the connection without answering — the ambiguous case; ``fault_999_after``
+    does the work and then answers code 999 (general service error), the
+    ambiguous case with an envelope.
     """
 
     api_key: str | None = "test-key"
@@ -89,6 +91,7 @@ class EmulatorConfig:
     fault_503: float = 0.0
     fault_drop_before: float = 0.0
     fault_drop_after: float = 0.0
+    fault_999_after: float = 0.0
     fault_methods: frozenset[str] | None = None
     status_step: float = 2.0
     moderation: bool = False
@@ -125,7 +128,7 @@ class CallRecord:
     method: str  # "module/method", lower case
     params: dict[str, Any]
     code: int | None  # envelope code; None when no envelope was sent
-    fault: str = ""  # "", "503", "drop_before", "drop_after"
+    fault: str = ""  # "", "503", "drop_before", "drop_after", "999_after"
     at: float = 0.0
 
 
@@ -274,7 +277,9 @@ class MobizonEmulator:
             self._record(method, params, None, fault)
             return fault, None
         answer = self._answer(segments, method, params)
-        self._record(method, params, None if fault else answer.code, fault)
+        if fault == "999_after":
+            answer = _Answer(999, None, "General service error")
+        self._record(method, params, None if fault == "drop_after" else answer.code, fault)
         return fault, answer
 
     def _roll_fault(self, method: str) -> str:
@@ -287,6 +292,7 @@ class MobizonEmulator:
             ("503", config.fault_503),
             ("drop_before", config.fault_drop_before),
             ("drop_after", config.fault_drop_after),
+            ("999_after", config.fault_999_after),
         ):
             if roll < rate:
                 return name
@@ -419,22 +425,21 @@ class MobizonEmulator:
         page = _optional_int(pagination.get("currentPage", 0))
         if page_size not in (25, 50, 100) or page is None or page < 0:
             return _Answer(12, None, "pageSize must be 25, 50 or 100 and currentPage >= 0")
-        now = self.clock()
-        with self._lock:
-            rows = [_list_item(m, now, self.config.price_per_segment) for m in self._state.messages]
-        rows = [row for row in rows if _matches(row, criteria)]
         sort = _as_dict(params.get("sort"))
         sort_field, direction = next(iter(sort.items()), ("id", "DESC"))
         attribute = LIST_SORT_FIELDS.get(str(sort_field).lower())
         if attribute is None:
             return _Answer(1, {"sort": f"Unknown sort field {sort_field}"}, "Validation failed")
-        rows.sort(
-            key=lambda row: _sort_key(row["_sort"][attribute]),
+        now = self.clock()
+        with self._lock:
+            messages = [m for m in self._state.messages if _matches(m, criteria, now)]
+        messages.sort(
+            key=lambda m: _sort_value(m, attribute, now),
             reverse=str(direction).upper() == "DESC",
         )
-        chunk = rows[page * page_size : (page + 1) * page_size]
-        items = [{k: v for k, v in row.items() if k != "_sort"} for row in chunk]
-        return _Answer(0, {"items": items, "totalItemCount": str(len(rows))})
+        chunk = messages[page * page_size : (page + 1) * page_size]
+        items = [_list_item(m, now, self.config.price_per_segment) for m in chunk]
+        return _Answer(0, {"items": items, "totalItemCount": str(len(messages))})
 
     def _get_balance(self, params: dict[str, Any]) -> _Answer:
         with self._lock:
@@ -478,7 +483,7 @@ def _status_at(message: EmulatedMessage, now: float) -> dict[str, Any]:
 def _list_item(message: EmulatedMessage, now: float, price: Decimal) -> dict[str, Any]:
     status = _status_at(message, now)
     country, operator = _number_info(message.to)
-    item: dict[str, Any] = {
+    return {
         "id": str(message.id),
         "campaignId": str(message.campaign_id),
         "segNum": str(message.seg_num),
@@ -494,43 +499,42 @@ def _list_item(message: EmulatedMessage, now: float, price: Decimal) -> dict[str
         "startSendTs": status["startSendTs"],
         "statusUpdateTs": status["statusUpdateTs"],
     }
-    item["_sort"] = {
-        "id": message.id,
-        "campaign_id": message.campaign_id,
-        "sender": message.sender,
-        "to": message.to,
-        "text": message.text,
-        "status": status["status"],
-        "seg_num": message.seg_num,
-        "start_send_ts": status["startSendTs"] or "",
-        "status_update_ts": status["statusUpdateTs"] or "",
-        "created": _format_ts(message.created),
-    }
-    return item
 
 
-def _matches(row: dict[str, Any], criteria: Mapping[str, Any]) -> bool:
-    facts = row["_sort"]
+def _sort_value(message: EmulatedMessage, attribute: str, now: float) -> tuple[int, Any]:
+    if attribute in ("status", "start_send_ts", "status_update_ts"):
+        field_name = {
+            "status": "status",
+            "start_send_ts": "startSendTs",
+            "status_update_ts": "statusUpdateTs",
+        }[attribute]
+        return _sort_key(_status_at(message, now)[field_name] or "")
+    return _sort_key(getattr(message, attribute))
+
+
+def _matches(message: EmulatedMessage, criteria: Mapping[str, Any], now: float) -> bool:
+    """Message/List criteria: ``to`` is a substring match, the others exact."""
     for name, value in criteria.items():
         if value in (None, ""):
             continue
-        wanted = str(value) if not isinstance(value, dict | list) else value
         key = str(name).lower()
-        if key == "to" and str(wanted) not in facts["to"]:
+        if key == "to" and str(value) not in message.to:
             return False
-        if key == "text" and facts["text"] != wanted:
+        if key == "text" and message.text != str(value):
             return False
-        if key == "from" and facts["sender"] != wanted:
+        if key == "from" and message.sender != str(value):
             return False
-        if key == "status" and facts["status"] not in {str(s) for s in _as_list(value)}:
-            return False
-        if key == "campaignids" and str(facts["campaign_id"]) not in {
+        if key == "campaignids" and str(message.campaign_id) not in {
             str(s) for s in _as_list(value)
         }:
             return False
-        if key == "campaigncreatetsfrom" and facts["created"] < str(wanted):
+        if key == "campaigncreatetsfrom" and _format_ts(message.created) < str(value):
             return False
-        if key == "campaigncreatetsto" and facts["created"] > str(wanted):
+        if key == "campaigncreatetsto" and _format_ts(message.created) > str(value):
+            return False
+        if key == "status" and _status_at(message, now)["status"] not in {
+            str(s) for s in _as_list(value)
+        }:
             return False
     return True
 
@@ -545,6 +549,12 @@ def _number_info(number: str) -> tuple[str, str]:
 # ------------------------------------------------------------------ helpers
 
 
+@overload
+def _format_ts(moment: float) -> str: ...
+@overload
+def _format_ts(moment: None) -> None: ...
+@overload
+def _format_ts(moment: float | None) -> str | None: ...
 def _format_ts(moment: float | None) -> str | None:
     if moment is None:
         return None

@@ -1,0 +1,398 @@
+"""The send journal: an SQLite file that is the single source of truth of a send.
+
+Why a journal and not the results file: a results file is rewritten, opened
+in Excel, edited; the journal is append-and-update only, written with SQLite's
+full durability, and it records the *intent* to send a row before the request
+leaves.  After a crash the journal says exactly which rows were sent, which
+were surely not, and which were in flight (those are reconciled with the API's
+message list before anything is sent again).
+
+One row per plan row, keyed by ``row_key`` (hash of recipient, final text and
+the occurrence number of that pair in the list), so re-running after the list
+was edited, reordered or extended sends only what was not sent.
+
+States::
+
+    pending ─► sending ─► sent | failed | unknown      (unknown ─► reconciled)
+    invalid, duplicate, opted_out                       decided by the plan, never sent
+
+A process holds the journal exclusively (``flock`` on a side file): two runs
+sending from one journal at once could send rows twice.  The lock dies with
+the process, so a crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from mobizon_batch.errors import ConfigError
+
+SCHEMA_VERSION = 1
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+PENDING, SENDING, SENT, FAILED, UNKNOWN = "pending", "sending", "sent", "failed", "unknown"
+INVALID, DUPLICATE, OPTED_OUT = "invalid", "duplicate", "opted_out"
+#: Verdicts the plan gives; a row keeps following the plan while it has never been tried.
+PLAN_VERDICTS = frozenset({INVALID, DUPLICATE, OPTED_OUT})
+#: States a new plan may overwrite: nothing was ever sent for them.
+UNTRIED = PLAN_VERDICTS | {PENDING}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    row_key     TEXT PRIMARY KEY,
+    seq         INTEGER NOT NULL,
+    recipient   TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    segments    INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    message_id  INTEGER,
+    campaign_id INTEGER,
+    error_code  INTEGER,
+    error       TEXT NOT NULL DEFAULT '',
+    intent_at   TEXT,
+    sent_at     TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rows_message_id ON rows(message_id)
+    WHERE message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_state ON rows(state, seq);
+"""
+
+_COLUMNS = (
+    "row_key, recipient, text, state, reason, segments, attempts, message_id, "
+    "campaign_id, error_code, error, intent_at, sent_at"
+)
+
+
+def now_text() -> str:
+    """Local time as the journal and results files store it."""
+    return datetime.now().strftime(TIMESTAMP_FORMAT)
+
+
+def default_journal_path(results_path: str | os.PathLike[str]) -> Path:
+    """``out/results.xlsx`` → ``out/results.xlsx.journal.sqlite``."""
+    path = Path(results_path)
+    return path.with_name(path.name + ".journal.sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    row_key: str
+    recipient: str
+    text: str
+    state: str
+    reason: str
+    segments: int
+    attempts: int
+    message_id: int | None
+    campaign_id: int | None
+    error_code: int | None
+    error: str
+    intent_at: str | None
+    sent_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """What the plan says about one row, as the journal registers it."""
+
+    row_key: str
+    recipient: str
+    text: str
+    verdict: str  # "sendable" or one of PLAN_VERDICTS
+    reason: str = ""
+    segments: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of one attempt, as the send pass reports it to the journal."""
+
+    row_key: str
+    state: str  # sent, failed, unknown or pending (released untried)
+    attempts: int = 0  # POSTs made in this attempt (added to the row's count)
+    message_id: int | None = None
+    campaign_id: int | None = None
+    error_code: int | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RegisterSummary:
+    new: int
+    replanned: int
+    kept: int
+
+
+class JournalLocked(ConfigError):
+    """Another process is sending with this journal."""
+
+
+class Journal:
+    """The SQLite journal of one send. Thread-safe; one process at a time."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock_file = _acquire_lock(self.path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: an intent must survive a power loss, not only a killed process.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            self._lock_file.close()
+            raise ConfigError(f"{self.path} is not a usable journal ({exc})") from exc
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self._lock_file.close()
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta VALUES ('schema', ?), ('created_at', ?)",
+                (str(SCHEMA_VERSION), now_text()),
+            )
+        elif row[0] != str(SCHEMA_VERSION):
+            raise ConfigError(
+                f"{self.path} was written by another version of mobizon-batch "
+                f"(journal schema {row[0]}, this one reads {SCHEMA_VERSION})"
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------- the plan
+
+    def register(
+        self, entries: Iterable[PlanEntry], *, retry_failed: bool = False
+    ) -> RegisterSummary:
+        """Add the plan's rows; rows never tried follow the new plan's verdict.
+
+        A row that was ever attempted (sent, failed, unknown, sending) keeps its
+        state: history is never rewritten by a new plan — except ``failed`` rows
+        with ``retry_failed``, which go back to pending.
+        """
+        stamp = now_text()
+        new = replanned = kept = 0
+        with self._transaction() as db:
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) FROM rows").fetchone()[0]
+            existing = dict(db.execute("SELECT row_key, state FROM rows").fetchall())
+            inserts: list[tuple[Any, ...]] = []
+            updates: list[tuple[Any, ...]] = []
+            for entry in entries:
+                state = PENDING if entry.verdict == "sendable" else entry.verdict
+                old = existing.get(entry.row_key)
+                if old is None:
+                    seq += 1
+                    inserts.append(
+                        (
+                            entry.row_key,
+                            seq,
+                            entry.recipient,
+                            entry.text,
+                            state,
+                            entry.reason,
+                            entry.segments,
+                            stamp,
+                        )
+                    )
+                    new += 1
+                elif old in UNTRIED or (retry_failed and old == FAILED):
+                    if old != state or old == FAILED:
+                        replanned += 1
+                    updates.append((state, entry.reason, entry.segments, stamp, entry.row_key))
+                else:
+                    kept += 1
+            db.executemany(
+                "INSERT INTO rows (row_key, seq, recipient, text, state, reason, segments,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+            db.executemany(
+                "UPDATE rows SET state=?, reason=?, segments=?, error='', error_code=NULL,"
+                " updated_at=? WHERE row_key=?",
+                updates,
+            )
+        return RegisterSummary(new=new, replanned=replanned, kept=kept)
+
+    def recover_interrupted(self) -> int:
+        """Rows left ``sending`` by a crash become ``unknown`` (to be reconciled)."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE rows SET state=?, error=?, updated_at=? WHERE state=?",
+                (UNKNOWN, "the run stopped while this row was being sent", now_text(), SENDING),
+            )
+            return cursor.rowcount
+
+    # --------------------------------------------------------- the send pass
+
+    def claim(self, row_keys: Sequence[str]) -> str:
+        """Commit the intent to send these rows now; returns the intent time.
+
+        Committed (with a full sync) before any request for them is made.
+        """
+        stamp = now_text()
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE rows SET state=?, intent_at=?, updated_at=? WHERE row_key=?",
+                [(SENDING, stamp, stamp, key) for key in row_keys],
+            )
+        return stamp
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Commit the outcomes of finished attempts, in one transaction.
+
+        A ``sent`` outcome whose message id another row already owns is stored
+        as ``unknown`` instead: one message can answer for one row only, and
+        which row it belongs to is then for a person to decide.
+        """
+        if not outcomes:
+            return
+        stamp = now_text()
+        with self._transaction() as db:
+            for outcome in outcomes:
+                state, error = outcome.state, outcome.error
+                if outcome.message_id is not None:
+                    owner = db.execute(
+                        "SELECT row_key FROM rows WHERE message_id=?", (outcome.message_id,)
+                    ).fetchone()
+                    if owner is not None and owner[0] != outcome.row_key:
+                        state = UNKNOWN
+                        error = (
+                            f"the API answered with message id {outcome.message_id}, "
+                            f"which already belongs to another row"
+                        )
+                        outcome = Outcome(outcome.row_key, state, outcome.attempts, error=error)
+                db.execute(
+                    "UPDATE rows SET state=?, attempts=attempts+?,"
+                    " message_id=COALESCE(?, message_id), campaign_id=COALESCE(?, campaign_id),"
+                    " error_code=?, error=?, sent_at=COALESCE(?, sent_at), updated_at=?"
+                    " WHERE row_key=?",
+                    (
+                        state,
+                        outcome.attempts,
+                        outcome.message_id,
+                        outcome.campaign_id,
+                        outcome.error_code,
+                        error,
+                        stamp if state == SENT else None,
+                        stamp,
+                        outcome.row_key,
+                    ),
+                )
+
+    def adopt(self, row_key: str, candidates: Sequence[tuple[int, int | None]]) -> int | None:
+        """Give ``row_key`` the first candidate message no other row owns.
+
+        ``candidates`` are ``(message_id, campaign_id)`` pairs found in the
+        message list, best first.  Returns the adopted id, or None when every
+        candidate already belongs to another row.
+        """
+        stamp = now_text()
+        with self._transaction() as db:
+            for message_id, campaign_id in candidates:
+                owner = db.execute(
+                    "SELECT row_key FROM rows WHERE message_id=?", (message_id,)
+                ).fetchone()
+                if owner is not None and owner[0] != row_key:
+                    continue
+                db.execute(
+                    "UPDATE rows SET state=?, message_id=?, campaign_id=?, error_code=NULL,"
+                    " error='', sent_at=COALESCE(sent_at, ?), updated_at=? WHERE row_key=?",
+                    (SENT, message_id, campaign_id, stamp, stamp, row_key),
+                )
+                return message_id
+        return None
+
+    # -------------------------------------------------------------- reading
+
+    def rows(self, states: Iterable[str] | None = None) -> list[JournalRow]:
+        """Rows (optionally only in ``states``), in registration order."""
+        query = f"SELECT {_COLUMNS} FROM rows"
+        params: list[str] = []
+        if states is not None:
+            wanted = list(states)
+            query += f" WHERE state IN ({','.join('?' * len(wanted))})"
+            params = wanted
+        with self._lock:
+            found = self._db.execute(query + " ORDER BY seq", params).fetchall()
+        return [JournalRow(*row) for row in found]
+
+    def get(self, row_key: str) -> JournalRow | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM rows WHERE row_key=?", (row_key,)
+            ).fetchone()
+        return JournalRow(*row) if row else None
+
+    def counts(self) -> Counter[str]:
+        with self._lock:
+            return Counter(
+                dict(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
+            )
+
+    def owned_ids(self) -> set[int]:
+        with self._lock:
+            return {
+                r[0]
+                for r in self._db.execute(
+                    "SELECT message_id FROM rows WHERE message_id IS NOT NULL"
+                )
+            }
+
+
+def _acquire_lock(path: Path) -> IO[str]:
+    """Hold an exclusive ``flock`` on ``PATH.lock`` for the journal's lifetime."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise JournalLocked(
+            f"{path} is in use by {holder}: another send with this journal is running; "
+            f"wait for it to finish (two at once could send rows twice)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()}\n")
+    handle.flush()
+    return handle
