@@ -1,0 +1,240 @@
+"""Job files: the TOML a cron or systemd timer runs every night.
+
+Why a file rather than a long command line: an operator edits it, reviews it,
+keeps it in version control, and the same file re-run after a crash the same
+day resumes the same send (the output path, and with it the journal, follows
+the date).  It is checked strictly *before* anything happens: a typo in a key
+must stop the job with the key named, not be ignored while messages go out
+with a default.
+
+A job with ``input`` sends (validate → send → status → report); a job
+without it refreshes the statuses of an existing results file and writes the
+report (the "morning after" job).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from mobizon_batch.errors import ConfigError
+
+# Every key a job file may hold, by table, with the type it must have.
+_TOP: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "input": str,
+    "output": str,
+    "report": str,
+    "journal": str,
+    "api_url": str,
+    "log": str,
+}
+_TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "read": {"encoding": str, "delimiter": str, "sheet": (str, int)},
+    "columns": {"phone": str, "text": str, "template": str},
+    "send": {
+        "sender": str,
+        "name": str,
+        "validity": int,
+        "deferred_to": str,
+        "flash": bool,
+        "rate": (int, float),
+        "workers": int,
+        "max_attempts": int,
+        "region": str,
+        "accept_possible": bool,
+        "optout": str,
+        "max_segments": int,
+        "allow_duplicates": bool,
+        "retry_failed": bool,
+    },
+    "status": {"wait": str, "interval": str, "skip": bool},
+}
+#: Keys whose values are paths, resolved against the job file's folder.
+_PATH_KEYS = {"input", "output", "report", "journal", "log", "send.optout"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A validated job: paths resolved and placeholders filled."""
+
+    name: str
+    path: Path
+    output: Path
+    input: Path | None = None
+    report: Path | None = None
+    journal: Path | None = None
+    log: Path | None = None
+    api_url: str | None = None
+    read: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    send: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sends(self) -> bool:
+        """True for a sending job; False for a status-and-report job."""
+        return self.input is not None
+
+    @property
+    def log_path(self) -> Path:
+        """The job's log: as given, else beside the output (``out/x.xlsx`` → ``out/x.log``)."""
+        return self.log or self.output.with_suffix(".log")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.output.with_name(self.output.name + ".lock")
+
+
+def load_job(path: str | os.PathLike[str], today: date | None = None) -> Job:
+    """Read and check a job file; raise ConfigError naming the key and the file."""
+    job_path = Path(path)
+    try:
+        raw = tomllib.loads(job_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"job file {job_path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"job file {job_path} cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"job file {job_path} is not valid TOML: {exc}") from None
+    return _check(raw, job_path, today or date.today())
+
+
+def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
+    where = str(job_path)
+    for key, value in raw.items():
+        if key in _TABLES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [{key}] must be a table")
+            for inner, inner_value in value.items():
+                expected = _TABLES[key].get(inner)
+                if expected is None:
+                    known = ", ".join(sorted(_TABLES[key]))
+                    raise ConfigError(f"{where}: unknown key '{key}.{inner}' (known: {known})")
+                _check_type(where, f"{key}.{inner}", inner_value, expected)
+        elif key in _TOP:
+            _check_type(where, key, value, _TOP[key])
+        else:
+            known = ", ".join(sorted([*_TOP, *(f"[{t}]" for t in _TABLES)]))
+            raise ConfigError(f"{where}: unknown key '{key}' (known: {known})")
+    for required in ("name", "output"):
+        if required not in raw:
+            raise ConfigError(f"{where}: the key '{required}' is required")
+    name = raw["name"].strip()
+    if not name or any(ch in name for ch in "/\\\0"):
+        raise ConfigError(f"{where}: 'name' must be a non-empty name without slashes")
+    folder = job_path.resolve().parent
+    fill = {
+        "job": name,
+        "date": today.isoformat(),
+        "yesterday": (today - timedelta(days=1)).isoformat(),
+    }
+
+    def resolve(key: str, value: str) -> Path:
+        try:
+            text = value.format(**fill)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}: '{key}' has an unknown placeholder ({exc}); "
+                f"use {{job}}, {{date}} or {{yesterday}}"
+            ) from None
+        candidate = Path(text).expanduser()
+        return candidate if candidate.is_absolute() else folder / candidate
+
+    paths = {
+        key: resolve(key, raw[key])
+        for key in ("input", "output", "report", "journal", "log")
+        if key in raw
+    }
+    send = dict(raw.get("send", {}))
+    if "optout" in send:
+        send["optout"] = resolve("send.optout", send["optout"])
+        if not send["optout"].is_file():
+            raise ConfigError(
+                f"{where}: 'send.optout' names {send['optout']}, which does not exist"
+            )
+    if "input" in paths and not paths["input"].is_file():
+        raise ConfigError(f"{where}: 'input' names {paths['input']}, which does not exist")
+    columns = dict(raw.get("columns", {}))
+    if "text" in columns and "template" in columns:
+        raise ConfigError(f"{where}: give 'columns.text' or 'columns.template', not both")
+    if "input" not in paths and ("columns" in raw or "send" in raw or "read" in raw):
+        raise ConfigError(
+            f"{where}: [columns], [read] and [send] need 'input' (a job without 'input' "
+            f"only refreshes the statuses of 'output')"
+        )
+    return Job(
+        name=name,
+        path=job_path,
+        output=paths["output"],
+        input=paths.get("input"),
+        report=paths.get("report"),
+        journal=paths.get("journal"),
+        log=paths.get("log"),
+        api_url=raw.get("api_url"),
+        read=dict(raw.get("read", {})),
+        columns=columns,
+        send=send,
+        status=dict(raw.get("status", {})),
+    )
+
+
+def _check_type(where: str, key: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    # TOML booleans are not numbers here, even though bool is an int in Python.
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok:
+        names = " or ".join(_TYPE_NAMES[k] for k in kinds)
+        raise ConfigError(f"{where}: '{key}' must be {names}, not {value!r}")
+
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
+
+class JobLock:
+    """An exclusive lock for one job's output, so a job never runs twice at once.
+
+    ``flock`` is released by the kernel when its holder dies, so a lock file
+    left by a killed run is simply taken over; ``took_over`` then names the
+    dead process so the caller can say so.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.took_over = ""
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> JobLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ConfigError(
+                f"this job is already running ({holder}, lock {self.path}); "
+                f"not starting a second copy"
+            ) from None
+        handle.seek(0)
+        self.took_over = handle.read().strip()
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.close()
+            self._handle = None
