@@ -68,19 +68,27 @@ def emulator(latency_ms: float) -> Iterator[str]:
 
 def rows(count: int, tag: str) -> pd.DataFrame:
     return pd.DataFrame(
-        {"phone": [f"7701{n:07d}" for n in range(count)], "text": [f"Тест {tag} {n}" for n in range(count)]}
+        {
+            "phone": [f"7701{n:07d}" for n in range(count)],
+            "text": [f"Тест {tag} {n}" for n in range(count)],
+        }
     )
 
 
 def our_pass(url: str, frame: pd.DataFrame, *, rate: float, workers: int) -> tuple[float, int]:
     """Seconds for SendPass over ``frame`` (journal registered first, not timed)."""
-    with tempfile.TemporaryDirectory() as folder, Journal(Path(folder) / "bench.journal.sqlite") as journal:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Journal(Path(folder) / "bench.journal.sqlite") as journal,
+    ):
         journal.register(
             PlanEntry(f"k{n}", phone, text, "sendable", "", 1)
             for n, (phone, text) in enumerate(zip(frame["phone"], frame["text"], strict=True))
         )
         with MobizonClient(KEY, url, pool_size=workers) as client:
-            send = SendPass(client, journal, SendOptions(rate=rate, workers=workers, settle_seconds=0))
+            send = SendPass(
+                client, journal, SendOptions(rate=rate, workers=workers, settle_seconds=0)
+            )
             started = time.perf_counter()
             summary = send.run()
             elapsed = time.perf_counter() - started
@@ -147,7 +155,9 @@ def main() -> None:
         print(f"(c) no latency, 8 workers, {n_overhead} messages each")
         print(f"    bare pool  {n_overhead / bare:8.1f}/s and {n_overhead / bare_again:8.1f}/s")
         print(f"    our pass   {n_overhead / ours:8.1f}/s (journal, intents, limiter, retries)")
-        print(f"    ratio ours/bare = {bare_best / ours:.2f} against the faster bare run (target >= 0.8)")
+        print(
+            f"    ratio ours/bare = {bare_best / ours:.2f} against the faster bare run (target >= 0.8)"
+        )
 
 
 if __name__ == "__main__":

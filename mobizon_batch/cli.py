@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,14 +36,31 @@ from mobizon_batch.errors import (
     TransportError,
     WrongDomain,
 )
+from mobizon_batch.journal import (
+    PENDING,
+    SENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+    PlanEntry,
+    default_journal_path,
+)
 from mobizon_batch.prepare import (
     DEFAULT_MAX_SEGMENTS,
     INVALID,
     Plan,
     PlanOptions,
     build_plan,
-    planned_results,
     validation_report,
+)
+from mobizon_batch.results import dry_run_results, send_results
+from mobizon_batch.retries import call_read
+from mobizon_batch.send import (
+    SendOptions,
+    SendPass,
+    SendProgress,
+    SendSummary,
+    check_deferred_to,
 )
 from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
 
@@ -97,9 +117,11 @@ def _setup_logging(verbosity: int, stream: TextIO) -> None:
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
 
-def _client_from_env(args: argparse.Namespace) -> MobizonClient:
+def _client_from_env(args: argparse.Namespace, *, pool_size: int = 4) -> MobizonClient:
+    """A client for MOBIZON_API_KEY and --api-url / MOBIZON_API_URL, with --timeout."""
     settings = api_settings(url_flag=getattr(args, "api_url", None))
-    return MobizonClient(settings.api_key, settings.api_url, timeout=args.timeout)
+    timeout = (min(10.0, args.timeout), args.timeout)
+    return MobizonClient(settings.api_key, settings.api_url, timeout=timeout, pool_size=pool_size)
 
 
 def _fraction(text: str) -> float:
@@ -148,9 +170,14 @@ def _add_balance(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _cmd_balance(args: argparse.Namespace) -> int:
     with _client_from_env(args) as client:
-        balance, currency = client.get_balance()
+        balance, currency = fetch_balance(client)
         print(f"Balance: {format_money(balance)} {currency}".rstrip() + f"  ({client.host})")
     return EXIT_OK
+
+
+def fetch_balance(client: MobizonClient) -> tuple[Decimal, str]:
+    """GetOwnBalance, retried like every read: a dropped connection is not an answer."""
+    return call_read(client.get_balance, sleep=time.sleep, max_attempts=3, max_seconds=30)
 
 
 def format_money(amount: Decimal) -> str:
@@ -479,14 +506,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- send
 
 
+def _validity(text: str) -> int:
+    value = int(text)
+    if not 60 <= value <= 1440:
+        raise argparse.ArgumentTypeError(f"{text}: Mobizon accepts 60 to 1440 minutes")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative (0 means no limit)")
+    return value
+
+
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "send",
         help="send the list (--dry-run: only write the planned results)",
         description="Send one SMS per sendable row and write a results file: the input "
         "columns, then recipient, send_status, message_id, campaign_id, segments, "
-        "error_code, error, sent_at. With --dry-run nothing is sent and send_status "
-        "is planned / invalid / duplicate / opted_out.",
+        "error_code, error, sent_at. Every row is recorded in a journal beside the results "
+        "file before it is sent, so running the same command again after a crash, Ctrl-C "
+        "or an edit of the list sends only what was not sent. With --dry-run nothing is "
+        "sent and send_status is planned / invalid / duplicate / opted_out.",
     )
     _add_plan_options(parser)
     parser.add_argument(
@@ -495,20 +538,272 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.add_argument(
         "--dry-run", action="store_true", help="send nothing; write the planned results"
     )
+    message = parser.add_argument_group("message")
+    message.add_argument("--from", dest="sender", metavar="NAME", help="registered sender name")
+    message.add_argument("--name", metavar="TEXT", help="campaign name shown in the Mobizon panel")
+    message.add_argument(
+        "--validity", type=_validity, metavar="MINUTES", help="delivery window, 60 to 1440"
+    )
+    message.add_argument(
+        "--deferred-to",
+        metavar="'YYYY-MM-DD HH:MM:SS'",
+        help="deliver at this time (account time zone), 1 hour to 14 days ahead",
+    )
+    message.add_argument("--flash", action="store_true", help="flash SMS (shown, not stored)")
+    pace = parser.add_argument_group("pace and safety")
+    pace.add_argument(
+        "--rate",
+        type=_rate,
+        default=20.0,
+        metavar="PER_SECOND",
+        help="messages per second at most (default: 20; 0: no limit); halves on code 30",
+    )
+    pace.add_argument(
+        "--workers", type=_positive_int, default=8, help="requests in parallel (default: 8)"
+    )
+    pace.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="attempts per row before it is left for the next run (default: 5)",
+    )
+    pace.add_argument(
+        "--journal",
+        metavar="PATH",
+        type=Path,
+        help="the send journal (default: RESULTS.journal.sqlite beside the results)",
+    )
+    pace.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the rows the API rejected in an earlier run",
+    )
+    pace.add_argument(
+        "--settle",
+        type=_non_negative,
+        default=5.0,
+        metavar="SECONDS",
+        help="wait before looking up a send whose answer was lost (default: 5)",
+    )
+    _add_api_options(parser)
     parser.set_defaults(handler=_cmd_send)
 
 
+def send_options_from_args(args: argparse.Namespace) -> SendOptions:
+    """SendOptions from the flags; a bad --deferred-to stops here, before any work."""
+    deferred = check_deferred_to(args.deferred_to) if args.deferred_to else None
+    return SendOptions(
+        sender=args.sender,
+        name=args.name,
+        validity=args.validity,
+        deferred_to=deferred,
+        flash=args.flash,
+        rate=args.rate,
+        workers=args.workers,
+        max_attempts=args.max_attempts,
+        settle_seconds=args.settle,
+        stop_grace_seconds=args.timeout + 10,
+    )
+
+
 def _cmd_send(args: argparse.Namespace) -> int:
-    if not args.dry_run:
-        raise ConfigError("sending is not available yet: use --dry-run")
-    results = output_path_for(args)
+    results_path = output_path_for(args)
+    journal_path = args.journal or default_journal_path(results_path)
+    if args.dry_run:
+        return _dry_run(args, results_path, journal_path)
+    options = send_options_from_args(args)
+    plan = plan_from_args(args)
+    if not args.quiet:
+        print_plan_summary(plan)
+    with _client_from_env(args, pool_size=args.workers) as client:
+        balance, currency = fetch_balance(client)  # bad key or domain: stop before any row
+        _refuse_orphan_results(results_path, journal_path)
+        with Journal(journal_path) as journal:
+            journal.register(plan_entries(plan), retry_failed=args.retry_failed)
+            counts = journal.counts()
+            to_do = counts[PENDING] + counts[SENDING] + counts[UNKNOWN]
+            if not to_do and plan.summary.sendable == 0:
+                write_table(
+                    send_results(plan, journal),
+                    results_path,
+                    delimiter=output_delimiter(plan.table),
+                )
+                raise _nothing_sendable(plan, results_path)
+            _say(
+                args,
+                f"Balance: {format_money(balance)} {currency} ({client.host}). "
+                f"To send: {to_do:,} rows"
+                + (f" ({counts[SENT]:,} already sent)" if counts[SENT] else ""),
+            )
+
+            def checkpoint() -> None:
+                frame = send_results(plan, journal)
+                write_table(frame, results_path, delimiter=output_delimiter(plan.table))
+
+            send_pass = SendPass(client, journal, options, checkpoint=checkpoint)
+            with _send_progress(args) as show, _stop_on_signals(send_pass, args):
+                send_pass.on_progress = show
+                summary = send_pass.run()
+            checkpoint()
+    _print_send_summary(args, summary, results_path, journal_path)
+    return _send_exit_code(summary)
+
+
+def plan_entries(plan: Plan) -> Iterator[PlanEntry]:
+    """The plan's rows as the journal registers them."""
+    rows = plan.rows
+    for key, recipient, text, verdict, reason, segments in zip(
+        rows["row_key"],
+        rows["recipient"],
+        rows["text"],
+        rows["verdict"],
+        rows["reason"],
+        rows["segments"],
+        strict=True,
+    ):
+        yield PlanEntry(key, recipient, text, verdict, reason, int(segments))
+
+
+def _dry_run(args: argparse.Namespace, results_path: Path, journal_path: Path) -> int:
+    if args.deferred_to:
+        check_deferred_to(args.deferred_to)
     plan = plan_from_args(args)
     print_plan_summary(plan)
-    write_table(planned_results(plan), results, delimiter=output_delimiter(plan.table))
-    print(f"dry run: nothing was sent; planned results: {results}")
+    if journal_path.exists():
+        with Journal(journal_path) as journal:
+            frame = dry_run_results(plan, journal)
+    else:
+        frame = dry_run_results(plan, None)
+    write_table(frame, results_path, delimiter=output_delimiter(plan.table))
+    print(f"dry run: nothing was sent; planned results: {results_path}")
     if plan.summary.sendable == 0:
-        raise _nothing_sendable(plan, results)
+        raise _nothing_sendable(plan, results_path)
     return EXIT_OK
+
+
+def _refuse_orphan_results(results_path: Path, journal_path: Path) -> None:
+    """Refuse to send when a results file with message ids exists but its journal does not.
+
+    That file says rows were sent; without the journal nothing would stop
+    them from being sent again.
+    """
+    if journal_path.exists() or not results_path.exists():
+        return
+    try:
+        frame = read_table(results_path).frame
+    except MobizonBatchError:
+        return
+    ids = frame.get("message_id")
+    if ids is not None and (ids.astype(str).str.strip() != "").any():
+        raise ConfigError(
+            f"{results_path} already holds message ids, but its journal {journal_path} is "
+            f"missing: sending now could send those rows twice. Restore the journal "
+            f"(--journal PATH), or write the results to a new file"
+        )
+
+
+@contextmanager
+def _send_progress(args: argparse.Namespace) -> Iterator[Callable[[SendProgress], None]]:
+    bar = tqdm(
+        total=0,
+        desc="sending",
+        unit=" msg",
+        file=sys.stderr,
+        disable=True if args.quiet else None,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
+
+    def show(progress: SendProgress) -> None:
+        if bar.total != progress.total:
+            bar.total = progress.total
+        bar.n = progress.done
+        bar.set_postfix_str(
+            f"sent {progress.sent:,} · failed {progress.failed:,} · unknown {progress.unknown:,}",
+            refresh=False,
+        )
+        bar.refresh() if bar.n >= bar.total else bar.update(0)
+
+    try:
+        yield show
+    finally:
+        bar.close()
+
+
+@contextmanager
+def _stop_on_signals(send_pass: SendPass, args: argparse.Namespace) -> Iterator[None]:
+    """First Ctrl-C or SIGTERM: finish what is in flight and stop; a second: stop now."""
+
+    def stop(signum: int, frame: object) -> None:
+        if send_pass.halted:
+            raise KeyboardInterrupt
+        print(
+            "\nstopping: finishing the requests in flight (press Ctrl-C again to quit at once)",
+            file=sys.stderr,
+        )
+        send_pass.request_stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_send_summary(
+    args: argparse.Namespace, summary: SendSummary, results_path: Path, journal_path: Path
+) -> None:
+    counts = summary.counts
+    order = ("sent", "failed", "unknown", "pending", "invalid", "duplicate", "opted_out")
+    shown = " · ".join(
+        f"{name.replace('_', ' ')} {counts[name]:,}" for name in order if counts[name]
+    )
+    lines = [
+        f"Sent {summary.sent_now:,} messages ({summary.segments_sent:,} segments) in "
+        f"{summary.elapsed:.1f} s, {summary.rate:.1f}/s.",
+        f"  rows: {shown or 'none'}",
+    ]
+    if summary.adopted or summary.resent:
+        lines.append(
+            f"  lost answers: {summary.adopted:,} found already sent, {summary.resent:,} sent again"
+        )
+    if summary.retries or summary.slowdowns:
+        lines.append(
+            f"  retries: {summary.retries:,}; rate lowered {summary.slowdowns:,} times on code 30"
+        )
+    lines.append(f"  results: {results_path}   journal: {journal_path}")
+    for line in lines:
+        _say(args, line)
+    if summary.aborted is not None:
+        print(f"error: stopped by the API: {summary.aborted}", file=sys.stderr)
+    elif summary.unreachable:
+        print(f"warning: {summary.unreachable}", file=sys.stderr)
+    elif summary.interrupted:
+        print("interrupted: run the same command again to send the rest", file=sys.stderr)
+    elif summary.incomplete:
+        print(
+            f"warning: {summary.incomplete:,} rows were not sent or their outcome is unknown; "
+            f"see send_status and error in {results_path}",
+            file=sys.stderr,
+        )
+
+
+def _send_exit_code(summary: SendSummary) -> int:
+    if summary.aborted is not None:
+        return EXIT_ABORTED
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.incomplete:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A line for people: stdout, or nothing with --quiet."""
+    if not getattr(args, "quiet", False):
+        print(line)
 
 
 # -------------------------------------------------------------------- main

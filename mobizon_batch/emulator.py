@@ -24,6 +24,7 @@ import json
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -633,6 +634,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
     emulator: MobizonEmulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that went away (killed senders, timeouts); loud otherwise."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -35,6 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import pandas as pd
+
 from mobizon_batch.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -365,6 +367,30 @@ class Journal:
             return Counter(
                 dict(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
             )
+
+    def frame(self) -> pd.DataFrame:
+        """Every row's outcome as a DataFrame (for rendering results files)."""
+        with self._lock:
+            cursor = self._db.execute(
+                "SELECT row_key, state, message_id, campaign_id, error_code, error, sent_at"
+                " FROM rows"
+            )
+            records = cursor.fetchall()
+        frame = pd.DataFrame.from_records(
+            records,
+            columns=[
+                "row_key",
+                "state",
+                "message_id",
+                "campaign_id",
+                "error_code",
+                "error",
+                "sent_at",
+            ],
+        )
+        for column in ("message_id", "campaign_id", "error_code"):
+            frame[column] = frame[column].astype("Int64")
+        return frame
 
     def owned_ids(self) -> set[int]:
         with self._lock:

@@ -572,7 +572,7 @@ def planned_results(plan: Plan) -> pd.DataFrame:
         names["error"]: rows["reason"],
         names["sent_at"]: pd.Series("", index=rows.index, dtype="str"),
     }
-    return _with_input(plan, results)
+    return with_input_columns(plan, results)
 
 
 def validation_report(plan: Plan) -> pd.DataFrame:
@@ -588,10 +588,11 @@ def validation_report(plan: Plan) -> pd.DataFrame:
         names["encoding"]: rows["encoding"],
         names["final_text"]: rows["text"],
     }
-    return _with_input(plan, results)
+    return with_input_columns(plan, results)
 
 
-def _with_input(plan: Plan, results: Mapping[str, pd.Series]) -> pd.DataFrame:
+def with_input_columns(plan: Plan, results: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """The input's columns verbatim, then ``results`` (names already made unique)."""
     frame = plan.table.frame
     data = {name: frame[name] for name in frame.columns}
     data.update(results)

@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -248,10 +247,6 @@ class SendPass:
             return 0.0
         waited = (datetime.now() - intent).total_seconds()
         return max(0.0, self.options.settle_seconds - waited)
-
-    def preflight(self) -> tuple[Decimal, str]:
-        """GetOwnBalance: proves key, domain and network before any row is sent."""
-        return self.client.get_balance()
 
     # ------------------------------------------------------------ coordinator
 

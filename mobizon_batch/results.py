@@ -1,0 +1,76 @@
+"""The results file of a send: the input rows, then what happened to each.
+
+Why its own module: the journal is the truth, the results file its
+rendering, and the same rendering is needed in three places — the periodic
+checkpoint during a long send, the end of a send (or of an interrupted one),
+and a dry run that knows of an earlier send.  Rows are matched to the journal
+by ``row_key``, so the file always follows the *current* list's order and
+rows, whatever order they were sent in.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mobizon_batch.journal import PENDING, SENDING, Journal
+from mobizon_batch.prepare import (
+    SENDABLE,
+    Plan,
+    planned_results,
+    result_column_names,
+    with_input_columns,
+)
+
+#: What ``send_status`` says of a row still in these journal states.
+STATE_WORDS = {
+    PENDING: "pending",  # surely not sent yet: the run stopped first; run again
+    SENDING: "sending",  # in flight when the file was written (a checkpoint)
+}
+
+
+def send_results(plan: Plan, journal: Journal) -> pd.DataFrame:
+    """Input columns, then recipient, send_status, message_id … sent_at, from the journal.
+
+    ``send_status`` is the journal's state (``sent``, ``failed``, ``unknown``,
+    ``pending``, ``sending``) or the plan's verdict for rows never to be sent;
+    ``error`` is the journal's error for attempted rows and the plan's reason
+    for the others.
+    """
+    rows = plan.rows
+    names = result_column_names(plan.table.columns)
+    journal_rows = journal.frame()
+    merged = rows[["row_key", "recipient", "verdict", "reason", "segments"]].merge(
+        journal_rows, on="row_key", how="left", suffixes=("", "_journal")
+    )
+    merged.index = rows.index
+    state = merged["state"].fillna(rows["verdict"].where(rows["verdict"] != SENDABLE, PENDING))
+    status = state.replace(STATE_WORDS)
+    planned = state.isin(["invalid", "duplicate", "opted_out"])
+    error = merged["error"].fillna("").where(~planned, merged["reason"])
+    results = {
+        names["recipient"]: rows["recipient"],
+        names["send_status"]: status.astype("str"),
+        names["message_id"]: merged["message_id"].astype("Int64"),
+        names["campaign_id"]: merged["campaign_id"].astype("Int64"),
+        names["segments"]: rows["segments"].astype("Int64"),
+        names["error_code"]: merged["error_code"].astype("Int64"),
+        names["error"]: error.astype("str"),
+        names["sent_at"]: merged["sent_at"].fillna("").astype("str"),
+    }
+    return with_input_columns(plan, results)
+
+
+def dry_run_results(plan: Plan, journal: Journal | None) -> pd.DataFrame:
+    """A dry run's results: ``planned`` rows, except those an earlier send settled.
+
+    Without a journal every sendable row is ``planned``; with one, rows it
+    already sent (or failed) show that instead, so a dry run of a resumed
+    send shows what the real one would still do.
+    """
+    if journal is None:
+        return planned_results(plan)
+    results = send_results(plan, journal)
+    names = result_column_names(plan.table.columns)
+    column = names["send_status"]
+    results[column] = results[column].where(results[column] != "pending", "planned")
+    return results
