@@ -196,12 +196,17 @@ def test_send_dry_run_to_xlsx(
     assert [row[4] for row in values[1:]] == ["planned"] * 3
 
 
-def test_send_without_dry_run_is_not_available_yet(
-    capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path
+def test_send_without_a_key_stops_before_anything(
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("MOBIZON_API_KEY", raising=False)
     code, _, err = run(capsys, "send", str(files["utf8_comma.csv"]), "-o", str(tmp_path / "r.csv"))
     assert code == EXIT_USAGE
-    assert "use --dry-run" in err
+    assert "MOBIZON_API_KEY" in err and "demo" in err
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_output_may_not_overwrite_the_input(
