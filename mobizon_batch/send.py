@@ -518,7 +518,7 @@ class _Run:
         """Turn one worker result into journal outcomes and follow-up work."""
         row, summary, options = result.task.row, self.summary, self.options
         key = row.row_key
-        tracked = self.move(row, self.tracked.get(key, _Row(row, state=row.state)).state)
+        tracked = self.tracked.setdefault(key, _Row(row, state=row.state))
         tracked.posts += result.posts
         if result.state == SENT and result.receipt is not None:
             receipt = result.receipt
