@@ -35,7 +35,7 @@ from mobizon_batch.phones import (
     load_optout,
     normalize_phones,
 )
-from mobizon_batch.table import InputTable
+from mobizon_batch.table import InputTable, gc_paused
 from mobizon_batch.texts import Template, count_segments, parse_template
 
 SENDABLE = "sendable"
@@ -278,6 +278,11 @@ def build_plan(
     Usage errors (unknown column or placeholder, bad region) are raised
     before any row is looked at.
     """
+    with gc_paused():
+        return _build_plan(table, options, progress)
+
+
+def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | None) -> Plan:
     region = check_region(options.region)
     if options.max_segments < 1:
         raise ConfigError("--max-segments must be at least 1")

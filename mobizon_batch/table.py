@@ -481,7 +481,11 @@ def sniff_delimiter(sample: str) -> str:
     best: tuple[float, int, int] | None = None
     choice = ","
     for rank, sep in enumerate(DELIMITERS):
-        records = [r for r in csv.reader(io.StringIO(sample), delimiter=sep) if any(r)]
+        try:
+            reader = csv.reader(io.StringIO(sample, newline=""), delimiter=sep)
+            records = [r for r in reader if any(r)]
+        except csv.Error:  # this delimiter cannot be the one
+            continue
         if not records or len(records[0]) < 2:
             continue
         width = len(records[0])
@@ -494,12 +498,12 @@ def sniff_delimiter(sample: str) -> str:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while millions of row lists are made.
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of small containers are made.
 
-    Each row is a new list; without the pause the collector runs over the
-    ever-growing heap again and again, which doubles the time to read a
-    million rows.  Lists of strings form no cycles, so nothing is lost.
+    Each row is a new list or tuple; without the pause the collector runs
+    over the ever-growing heap again and again, which doubles the time to
+    read a million rows.  Rows of strings form no cycles, so nothing is lost.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -513,7 +517,7 @@ def _gc_paused() -> Iterator[None]:
 def _parse_csv(source: Path, codec: str, sep: str) -> InputTable:
     if csv.field_size_limit() < _FIELD_LIMIT:
         csv.field_size_limit(_FIELD_LIMIT)
-    with _gc_paused(), _open_text(source, codec) as handle:
+    with gc_paused(), _open_text(source, codec) as handle:
         reader = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True)
         try:
             header, header_end = _first_record(reader)
@@ -563,7 +567,7 @@ def _parse_csv_tracking_lines(
     rows: list[list[str]] = []
     starts: list[int] = []
     ends: list[int] = []
-    with _gc_paused(), _open_text(source, codec) as handle:
+    with gc_paused(), _open_text(source, codec) as handle:
         reader = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True)
         try:
             _, previous = _first_record(reader)
@@ -750,7 +754,7 @@ def _xlsx_rows(worksheet: Any) -> tuple[list[str] | None, list[list[str]], list[
     header: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
-    with _gc_paused():
+    with gc_paused():
         for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
             cells = [cell_text(v) for v in values]
             while cells and not cells[-1]:
@@ -892,10 +896,46 @@ def _integer_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str) -> None:
+    """Write with the csv module: a third faster than ``DataFrame.to_csv`` here.
+
+    Values are turned into plain Python objects column by column first
+    (``_csv_values``): gaps become empty fields, whole floats integers.
+    """
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
-    _integer_columns(frame).to_csv(text, index=False, sep=delimiter, lineterminator="\n")
+    # CRLF (RFC 4180) rather than "\n": the csv module quotes a value only if
+    # it holds a character of the line terminator, and a lone "\r" left
+    # unquoted would split the row when the file is read back.
+    writer = csv.writer(text, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([str(name) for name in frame.columns])
+    columns = [_csv_values(frame.iloc[:, i]) for i in range(len(frame.columns))]
+    if columns:
+        with gc_paused():
+            writer.writerows(zip(*columns, strict=True))
     text.flush()
     text.detach()
+
+
+def _csv_values(column: pd.Series) -> list[Any]:
+    dtype = column.dtype
+    values = column.tolist()
+    if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, np.dtype):
+        return ["" if v is pd.NA else v for v in values]  # nullable Int64 and friends
+    if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return values
+    return [v if isinstance(v, str) else _csv_scalar(v) for v in values]
+
+
+def _csv_scalar(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return ""
+        if number.is_integer() and abs(number) < 1e16:
+            return int(number)
+        return number
+    return value
 
 
 # A minimal SpreadsheetML package.  Written by hand because openpyxl's writer

@@ -278,7 +278,16 @@ def test_write_csv_utf8_bom_integers_without_fraction(tmp_path: Path) -> None:
 def test_write_csv_with_semicolon(tmp_path: Path) -> None:
     path = tmp_path / "out.csv"
     write_table(pd.DataFrame({"a": ["1;2"], "b": ["x"]}), path, delimiter=";")
-    assert path.read_text(encoding="utf-8-sig") == 'a;b\n"1;2";x\n'
+    assert path.read_bytes().decode("utf-8-sig") == 'a;b\r\n"1;2";x\r\n'
+
+
+def test_write_csv_round_trips_line_breaks(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    texts = ["lone\rreturn", "two\nlines", "crlf\r\nend", 'quote " and , comma']
+    write_table(pd.DataFrame({"phone": ["1", "2", "3", "4"], "text": texts}), path)
+    table = read_table(path)
+    assert table.frame["text"].tolist() == texts
+    assert list(table.source_lines) == [2, 4, 6, 8]
 
 
 def test_write_xlsx_keeps_text_as_text(tmp_path: Path) -> None:
@@ -321,7 +330,7 @@ def test_write_replaces_atomically_and_keeps_permissions(tmp_path: Path) -> None
     path.write_text("old", encoding="utf-8")
     os.chmod(path, 0o640)
     write_table(pd.DataFrame({"a": ["new"]}), path)
-    assert path.read_text(encoding="utf-8-sig") == "a\nnew\n"
+    assert path.read_bytes().decode("utf-8-sig") == "a\r\nnew\r\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     fresh = tmp_path / "fresh.xlsx"
     write_table(pd.DataFrame({"a": ["x"]}), fresh)
