@@ -608,8 +608,8 @@ def _table_from_rows(
     problems: dict[int, str] = {}
     ragged = False
     for position, row in enumerate(rows):
-        if not any(row) or not "".join(row).strip():
-            continue
+        if not any(row) or (not row[0].strip() and not "".join(row).strip()):
+            continue  # a fully empty row (the first cell is checked first: it is cheap)
         if len(row) != width:
             ragged = True
             if len(row) > width and any(cell.strip() for cell in row[width:]):

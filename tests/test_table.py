@@ -102,6 +102,14 @@ def test_empty_rows_are_skipped_and_lines_still_match(tmp_path: Path) -> None:
     assert list(table.source_lines) == [3, 6]
 
 
+def test_blank_lines_before_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "late_header.csv"
+    path.write_text("\n\nphone,text\n77012345678,a\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.columns == ["phone", "text"]
+    assert list(table.source_lines) == [4]
+
+
 def test_ragged_lines(tmp_path: Path) -> None:
     """Short lines are padded; a line with extra values is kept but flagged."""
     path = tmp_path / "ragged.csv"
