@@ -39,6 +39,7 @@ from mobizon_batch.prepare import (
     Plan,
     PlanOptions,
     build_plan,
+    check_options,
     planned_results,
     validation_report,
 )
@@ -360,6 +361,7 @@ def read_input(args: argparse.Namespace) -> InputTable:
 def plan_from_args(args: argparse.Namespace) -> Plan:
     """Read the list and judge every row, with a progress bar on stderr."""
     options = plan_options_from_args(args)
+    check_options(options)  # a bad template or region fails before the list is read
     table = read_input(args)
     with _progress_bar(args, len(table), "checking rows") as bar:
 

@@ -282,14 +282,25 @@ def build_plan(
         return _build_plan(table, options, progress)
 
 
-def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | None) -> Plan:
-    region = check_region(options.region)
+def check_options(options: PlanOptions) -> Template | None:
+    """Raise ConfigError for options that are wrong whatever the list holds.
+
+    Called by ``build_plan``, and by the command line before the list is
+    even read, so a typo in a template costs nothing.  Returns the parsed
+    template, if any.
+    """
+    check_region(options.region)
     if options.max_segments < 1:
         raise ConfigError("--max-segments must be at least 1")
     if options.template is not None and options.text_column is not None:
         raise ConfigError("give either --text-column or --template, not both")
+    return parse_template(options.template) if options.template is not None else None
+
+
+def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | None) -> Plan:
+    template = check_options(options)
+    region = check_region(options.region)
     columns = table.columns
-    template = parse_template(options.template) if options.template is not None else None
     fields: dict[str, str] = {}
     if template is not None:
         for name in template.fields:

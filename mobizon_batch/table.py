@@ -122,7 +122,7 @@ class InputTable:
         return [str(c) for c in self.frame.columns]
 
     def describe(self) -> str:
-        """``list.csv (CSV, utf-8, ';')`` — for summaries and messages."""
+        """``list.csv (CSV, UTF-8, delimiter ';')`` — for summaries and messages."""
         if self.format == "xlsx":
             return f"{self.path.name} (XLSX, sheet {self.sheet!r})"
         delimiter = "tab" if self.delimiter == "\t" else repr(self.delimiter)
@@ -533,6 +533,7 @@ def _parse_csv(source: Path, codec: str, sep: str) -> InputTable:
         first = np.arange(header_end + 1, header_end + 1 + len(rows), dtype=np.int64)
         spans: np.ndarray[Any, np.dtype[np.int64]] | None = None
     else:  # some records span several lines: read again, noting where each starts
+        rows = []  # free the first reading before making the second
         rows, first, spans = _parse_csv_tracking_lines(source, codec, sep)
     return _table_from_rows(
         source,
