@@ -88,7 +88,7 @@ def reason_not_valid(region: str | None) -> str:
         else ("no such number range in its country")
     )
     return (
-        f"the phone number is not valid ({checked}; "
+        f"the phone number is not valid ({checked}, "
         f"--accept-possible takes numbers of a plausible length)"
     )
 
