@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.sheetxml import column_letter
 from mobizon_batch.table import (
     cell_text,
     check_delimiter,
-    column_letter,
     output_format,
     read_table,
     sniff_delimiter,
@@ -356,3 +356,17 @@ def test_write_errors_are_usage_errors(tmp_path: Path) -> None:
 
 def test_column_letters() -> None:
     assert [column_letter(i) for i in (0, 25, 26, 701, 702)] == ["A", "Z", "AA", "ZZ", "AAA"]
+
+
+def test_write_xlsx_other_values_as_text(tmp_path: Path) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    path = tmp_path / "other.xlsx"
+    frame = pd.DataFrame(
+        {"when": [dt.datetime(2024, 5, 1, 10, 30)], "money": [Decimal("1.50")], "ok": [True]}
+    )
+    write_table(frame, path)
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert [c.value for c in sheet[2]] == ["2024-05-01 10:30:00", "1.50", True]
