@@ -51,6 +51,7 @@ from mobizon_batch.prepare import (
     Plan,
     PlanOptions,
     build_plan,
+    check_options,
     validation_report,
 )
 from mobizon_batch.results import dry_run_results, send_results
@@ -396,6 +397,7 @@ def read_input(args: argparse.Namespace) -> InputTable:
 def plan_from_args(args: argparse.Namespace) -> Plan:
     """Read the list and judge every row, with a progress bar on stderr."""
     options = plan_options_from_args(args)
+    check_options(options)  # a bad template or region fails before the list is read
     table = read_input(args)
     with _progress_bar(args, len(table), "checking rows") as bar:
 
@@ -481,7 +483,8 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "-o",
         "--output",
         metavar="REPORT",
-        help="write every row with its line, number, verdict and reason (.csv or .xlsx)",
+        help="write every row: the input columns, then line, recipient, verdict, reason, "
+        "segments, encoding and final_text (.csv or .xlsx)",
     )
     parser.set_defaults(handler=_cmd_validate)
 
@@ -526,7 +529,8 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="send the list (--dry-run: only write the planned results)",
         description="Send one SMS per sendable row and write a results file: the input "
         "columns, then recipient, send_status, message_id, campaign_id, segments, "
-        "error_code, error, sent_at. Every row is recorded in a journal beside the results "
+        "error_code, error, sent_at (a result column whose name the input already uses "
+        "gets _result appended). Every row is recorded in a journal beside the results "
         "file before it is sent, so running the same command again after a crash, Ctrl-C "
         "or an edit of the list sends only what was not sent. With --dry-run nothing is "
         "sent and send_status is planned / invalid / duplicate / opted_out.",
