@@ -116,7 +116,9 @@ def test_a_set_that_grows_while_paging_is_reported(
     assert len({item["id"] for item in export.items}) == len(export.items) == 250
 
 
-def test_pages_turned_away_with_503_are_asked_again(emu: MobizonEmulator, api: MobizonClient) -> None:
+def test_pages_turned_away_with_503_are_asked_again(
+    emu: MobizonEmulator, api: MobizonClient
+) -> None:
     send_many(api, 120)
     emu.configure(fault_503=0.5, fault_methods=frozenset({LIST_CALL}))
     export = export_messages(api, policy=INSTANT)
