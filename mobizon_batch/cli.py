@@ -209,6 +209,13 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--moderation", action="store_true", help="answer sends as awaiting moderation"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for faults and final statuses")
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with N messages already sent (for benchmarks; ids are printed)",
+    )
     parser.set_defaults(handler=_cmd_emulator)
 
 
@@ -226,7 +233,10 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     )
     if config.fault_503 + config.fault_drop_before + config.fault_drop_after > 1.0:
         raise ConfigError("the fault shares add up to more than 1")
+    if args.preload < 0:
+        raise ConfigError("--preload must not be negative")
     emulator = MobizonEmulator(config, host=args.host, port=args.port)
+    preloaded = emulator.preload(args.preload) if args.preload else None
     try:
         url = emulator.start()
     except OSError as exc:
@@ -234,6 +244,11 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     print(f"Mobizon emulator listening on {url}", flush=True)
     print(f"  export MOBIZON_API_URL={url}", flush=True)
     print(f"  export MOBIZON_API_KEY={config.api_key or 'any-key'}", flush=True)
+    if preloaded:
+        print(
+            f"  preloaded {len(preloaded)} messages: ids {preloaded[0]}-{preloaded[-1]}",
+            flush=True,
+        )
     print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
     emulator.serve_forever()
     return EXIT_OK

@@ -429,3 +429,17 @@ def test_wait_stops_when_only_unknown_ids_remain(clock: FakeClock) -> None:
     )
     assert outcome.rounds == 1 and clock.slept == []
     assert not outcome.all_final and outcome.last.not_found == 1
+
+
+def test_preloaded_messages_are_answered_like_sent_ones(
+    emu: MobizonEmulator, api: MobizonClient, clock: FakeClock
+) -> None:
+    (sent,) = send(api, 1)
+    ids = emu.preload(250, prefix="7705")
+    assert ids == range(sent + 1, sent + 251)
+    assert emu.messages()[-1].to == "77050000249"
+    frame = results_frame([sent, *ids])
+    clock.now += 86_400
+    emu.reset_calls()
+    result = refresh(frame, api, clock)
+    assert len(emu.calls(STATUS_CALL)) == 3 and result.final == 251
