@@ -44,6 +44,8 @@ STATUS_COLUMNS = (
     "status_update_ts",
     "status_checked_at",
 )
+#: Columns of a results file that hold whole numbers (see ``with_integer_cells``).
+INTEGER_COLUMNS = ("message_id", "campaign_id", "segments", "error_code", "seg_num")
 FINAL_STATUSES = frozenset({"DELIVRD", "UNDELIV", "REJECTD", "EXPIRED", "DELETED"})
 NON_FINAL_STATUSES = frozenset({"NEW", "ENQUEUD", "ACCEPTD", "PDLIVRD"})
 #: Written to ``status`` for an id that GetSMSStatus left out of its answer.
@@ -129,6 +131,32 @@ def ensure_status_columns(frame: pd.DataFrame) -> list[str]:
     for name in added:
         frame[name] = ""
     return added
+
+
+def with_integer_cells(
+    frame: pd.DataFrame, columns: Iterable[str] = INTEGER_COLUMNS
+) -> pd.DataFrame:
+    """A shallow copy of ``frame`` whose whole-number cells in ``columns`` are ints.
+
+    Why: the pass works on text (as ``read_table`` gives it), but ids, counts
+    and codes are numbers in the results file the send pass wrote; written
+    back as text they would turn into text cells in a workbook.  Only cells
+    that are exactly an integer's digits change (``007`` stays text), so
+    anything else in those columns is written back as it was.
+    """
+    out = frame.copy(deep=False)
+    for name in columns:
+        if name in out.columns:
+            out[name] = pd.Series(
+                [_as_integer(cell) for cell in out[name].tolist()], index=out.index, dtype=object
+            )
+    return out
+
+
+def _as_integer(cell: Any) -> Any:
+    if isinstance(cell, str) and cell.isascii() and cell.isdigit() and str(int(cell)) == cell:
+        return int(cell)
+    return cell
 
 
 def _text(cell: Any) -> str:
@@ -351,6 +379,7 @@ def wait_until_final(
 
 __all__ = [
     "FINAL_STATUSES",
+    "INTEGER_COLUMNS",
     "MESSAGE_ID_COLUMN",
     "NON_FINAL_STATUSES",
     "NOT_FOUND",
@@ -364,4 +393,5 @@ __all__ = [
     "parse_message_id",
     "refresh_statuses",
     "wait_until_final",
+    "with_integer_cells",
 ]

@@ -22,6 +22,7 @@ from mobizon_batch.status import (
     parse_message_id,
     refresh_statuses,
     wait_until_final,
+    with_integer_cells,
 )
 from tests.conftest import TEST_KEY
 
@@ -443,3 +444,20 @@ def test_preloaded_messages_are_answered_like_sent_ones(
     emu.reset_calls()
     result = refresh(frame, api, clock)
     assert len(emu.calls(STATUS_CALL)) == 3 and result.final == 251
+
+
+def test_whole_numbers_in_result_columns_become_ints_for_writing() -> None:
+    frame = pd.DataFrame(
+        {
+            "phone": ["77011234567", "007"],
+            "message_id": ["41000001", "n/a"],
+            "error_code": ["", "007"],
+            "seg_num": ["2", "1"],
+        }
+    )
+    out = with_integer_cells(frame)
+    assert out["phone"].tolist() == ["77011234567", "007"]  # not a result column
+    assert out["message_id"].tolist() == [41000001, "n/a"]
+    assert out["error_code"].tolist() == ["", "007"]
+    assert out["seg_num"].tolist() == [2, 1]
+    assert frame["message_id"].tolist() == ["41000001", "n/a"]  # the original is untouched
