@@ -1,0 +1,589 @@
+"""Phone numbers: clean what people type, validate with phonenumbers, keep digits.
+
+Why so much care: a wrong number costs money and reaches a stranger, so a
+number is only ever accepted when the ``phonenumbers`` library says it is
+valid (or, with ``--accept-possible``, possible) — never guessed.  What we add
+on top is the tidying the library does not do for spreadsheets: Excel's
+``77012345678.0`` and ``7.7012345678E+10``, a leading ``00``, stray
+invisible characters, and the national forms of the default region
+(``8 701 234 56 78`` in Kazakhstan).
+
+How a cell is read, in order:
+
+1. invisible characters and surrounding spaces are dropped; an empty cell
+   has no number;
+2. scientific notation is repaired only when it is exact (every digit is
+   there); ``7,70146E+10`` lost digits and is refused;
+3. a trailing ``.0`` is dropped; ``+``, spaces, dashes, dots, slashes and
+   parentheses are dropped; a leading ``+`` or ``00`` marks an international
+   number; any other character makes the cell invalid;
+4. an international number is parsed as such; any other digit string is
+   parsed in the default region first (``87012345678`` → ``77012345678``)
+   and, if that is not a valid number, as an international number written
+   without its ``+`` (``998901234567``).
+
+The result is the E.164 number as digits only, which is what Mobizon expects.
+
+Speed: ``phonenumbers.parse`` takes tens of microseconds, too slow for a
+million rows.  ``_FastPath`` answers the everyday shapes (``7701…``,
+``8701…``, ``+7 701…``) with the library's own metadata and the same checks
+``is_valid_number`` makes, but only where it can prove the slow path would
+pick the very same number; everything else, and every rejection, goes
+through the library itself.  ``tests/test_phones.py`` holds the two paths
+to the same answers on tens of thousands of random numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneMetadata, PhoneNumber, ValidationResult
+
+from mobizon_batch.errors import ConfigError, InputError
+
+DEFAULT_REGION = "KZ"
+
+# Separators people put inside numbers; all of them are simply removed.
+_SEPARATORS = re.compile(r"[\s\-.()/\u2010-\u2015\u2212\u00b7]+")
+# Excel number formats leave "77012345678.0" (or ",00" in some locales).
+_TRAILING_ZERO_FRACTION = re.compile(r"^(\+?\d{5,})[.,]0+$")
+# "7.7012345678E+10", "7,70146E+10", "7E10": a number shown in scientific notation.
+_SCIENTIFIC = re.compile(r"^\+?(\d)(?:[.,](\d*))?[eE]\+?(\d{1,3})$")
+# Two or more numbers in one cell: "87012345678, 87022345678".
+_SEVERAL = re.compile(r"\d[\d\s\-.()]{5,}\d\s*[,;/|]\s*\+?\d[\d\s\-.()]{5,}\d")
+
+REASON_EMPTY = "no phone number"
+REASON_NOT_A_NUMBER = "the phone number has characters that are not part of a number"
+REASON_SEVERAL = "the cell holds more than one phone number"
+REASON_LOST_DIGITS = (
+    "the phone number was saved in scientific notation and lost digits "
+    "(format the column as text in Excel and export again)"
+)
+REASON_NOT_WHOLE = "the phone number is not a whole number"
+REASON_TOO_SHORT = "the phone number is too short"
+REASON_TOO_LONG = "the phone number is too long"
+REASON_BAD_COUNTRY = "the phone number has an unknown country code"
+REASON_BAD_LENGTH = "the phone number has a length that no number of its country has"
+REASON_LOCAL_ONLY = "the phone number lacks its area code"
+
+
+def reason_not_valid(region: str | None) -> str:
+    """The sentence for a number of a plausible shape in no assigned range.
+
+    ``region`` is the default region the digits were also tried in, or None
+    for a number written with ``+`` or ``00``.
+    """
+    checked = (
+        f"checked as a {region} number and as an international one"
+        if region
+        else ("no such number range in its country")
+    )
+    return (
+        f"the phone number is not valid ({checked}; "
+        f"--accept-possible takes numbers of a plausible length)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneResult:
+    """A cleaned number (digits only, international) or why there is none."""
+
+    number: str | None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.number is not None
+
+
+def check_region(region: str) -> str:
+    """The region code in upper case, or ConfigError if phonenumbers does not know it."""
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"unknown region {region!r} for --region: give a two-letter country code "
+            f"such as KZ, RU, UZ, UA or BR"
+        )
+    return code
+
+
+def normalize_phone(
+    raw: str, region: str = DEFAULT_REGION, *, accept_possible: bool = False
+) -> PhoneResult:
+    """Clean and validate one cell; see the module docstring for the rules."""
+    number, reason = _normalizer(check_region(region), accept_possible)(raw)
+    return PhoneResult(number or None, reason)
+
+
+def normalize_phones(
+    values: Iterable[str],
+    region: str = DEFAULT_REGION,
+    *,
+    accept_possible: bool = False,
+) -> tuple[list[str], list[str]]:
+    """Numbers (``""`` when invalid) and reasons (``""`` when valid) for many cells.
+
+    Each distinct cell is worked out once: lists repeat numbers, and the
+    cache makes a repeated value cost one dictionary lookup.
+    """
+    solve = _normalizer(check_region(region), accept_possible)
+    cache: dict[str, tuple[str, str]] = {}
+    numbers: list[str] = []
+    reasons: list[str] = []
+    for raw in values:
+        answer = cache.get(raw)
+        if answer is None:
+            answer = cache[raw] = solve(raw)
+        numbers.append(answer[0])
+        reasons.append(answer[1])
+    return numbers, reasons
+
+
+def parse_optout_text(lines: Iterable[str], region: str = DEFAULT_REGION) -> set[str]:
+    """Every number found in these lines (one or more cells a line, any format).
+
+    Why lenient: an opt-out list protects people from messages they refused,
+    so erring towards "opted out" is the safe side.  Each cell (split on
+    ``, ; | tab``, quotes removed) is tried whole, then word by word, and
+    numbers that are merely *possible* count too.  Header words simply match
+    nothing.
+    """
+    solve = _normalizer(check_region(region), True)
+    found: set[str] = set()
+    for line in lines:
+        for cell in re.split(r"[,;|\t]", line):
+            text = cell.strip().strip("\"'").strip()
+            if not text:
+                continue
+            number, _ = solve(text)
+            if number:
+                found.add(number)
+                continue
+            for word in text.split():
+                number, _ = solve(word)
+                if number:
+                    found.add(number)
+    return found
+
+
+def load_optout(
+    path: str | os.PathLike[str], region: str = DEFAULT_REGION, *, encoding: str | None = None
+) -> frozenset[str]:
+    """The normalized numbers of an opt-out file (CSV, plain text or XLSX).
+
+    An empty file (or a lone header line) is an empty list.  A file with
+    more than that but not a single number in it is an InputError: it is
+    far more likely the wrong file than a list of people who all
+    unsubscribed, and sending to people who opted out is the one mistake
+    this function exists to prevent.
+    """
+    from mobizon_batch import table  # here: table is heavy and only this needs it
+
+    source = Path(path)
+    if not source.exists():
+        raise InputError(f"opt-out file not found: {source}")
+    if source.is_file() and source.stat().st_size == 0:
+        return frozenset()
+    if table.sniff_format(source) == "xlsx":
+        sheet = table.read_table(source)
+        lines = ["\t".join(sheet.columns)]
+        lines += ["\t".join(row) for row in sheet.frame.itertuples(index=False, name=None)]
+    else:
+        lines = table.decode_text_file(source, encoding).splitlines()
+    numbers = parse_optout_text(lines, region)
+    filled = [line for line in lines if line.strip()]
+    if not numbers and (len(filled) > 1 or any(ch.isdigit() for line in filled for ch in line)):
+        raise InputError(
+            f"the opt-out list {source.name} has no phone number in it: check that it is "
+            f"the right file (one number a line, or a CSV with a phone column)"
+        )
+    return frozenset(numbers)
+
+
+# ------------------------------------------------------------------ cleaning
+
+
+def clean_phone(raw: str) -> tuple[str, bool] | str:
+    """``(digits, international)`` for a cell, or the reason it is no number.
+
+    ``international`` is True when the cell said so with ``+`` or ``00``.
+    """
+    if raw.isdigit() and raw.isascii() and not raw.startswith("00"):
+        return raw, False  # the everyday case, already clean
+    text = raw.strip()
+    if not text.isascii():
+        text = _ascii_digits(text).strip()
+    if not text:
+        return REASON_EMPTY
+    scientific = _SCIENTIFIC.match(text)
+    if scientific:
+        return _from_scientific(scientific, international=text.startswith("+"))
+    trailing = _TRAILING_ZERO_FRACTION.match(text)
+    if trailing:
+        text = trailing.group(1)
+    international = False
+    if text.startswith("+"):
+        international = True
+        text = text.lstrip("+")
+    digits = _SEPARATORS.sub("", text)
+    if not digits.isdigit() or not digits.isascii():
+        if _SEVERAL.search(raw):
+            return REASON_SEVERAL
+        return REASON_NOT_A_NUMBER
+    if not international and digits.startswith("00"):
+        international = True
+        digits = digits[2:]
+    if not digits:
+        return REASON_TOO_SHORT
+    return digits, international
+
+
+def _ascii_digits(text: str) -> str:
+    """Drop invisible format characters and turn any script's digits into ASCII."""
+    out = []
+    for ch in text:
+        if ch.isdecimal():
+            out.append(str(unicodedata.decimal(ch)))
+        elif unicodedata.category(ch) != "Cf":  # zero-width spaces, direction marks, BOM
+            out.append(ch)
+    return "".join(out)
+
+
+def _from_scientific(match: re.Match[str], *, international: bool) -> tuple[str, bool] | str:
+    """Exact scientific notation back to digits; refuse when digits were lost.
+
+    ``7.7012345678E+10`` shows all eleven digits; ``7.70146E+10`` shows six,
+    and the zeros that would pad it are a guess.  Guessing a phone number
+    sends a message to a stranger, so that cell is invalid.
+    """
+    lead, fraction, exponent = match.group(1), match.group(2) or "", int(match.group(3))
+    if len(fraction) > exponent:
+        return REASON_NOT_WHOLE
+    if len(fraction) < exponent:
+        return REASON_LOST_DIGITS
+    return lead + fraction, international
+
+
+# ---------------------------------------------------------------- validation
+
+Solver = Callable[[str], tuple[str, str]]
+
+
+@lru_cache(maxsize=32)
+def _normalizer(region: str, accept_possible: bool) -> Solver:
+    """A function raw cell → (digits or "", reason or "") for this region."""
+    fast = _FastPath(region)
+
+    def solve(raw: str) -> tuple[str, str]:
+        cleaned = clean_phone(raw)
+        if isinstance(cleaned, str):
+            return "", cleaned
+        digits, international = cleaned
+        quick = fast.number(digits, international)
+        if quick is not None:
+            return quick, ""
+        return _slow(digits, international, region, accept_possible)
+
+    return solve
+
+
+def _slow(digits: str, international: bool, region: str, accept_possible: bool) -> tuple[str, str]:
+    """The reference answer, straight from phonenumbers.
+
+    Candidates, in order: the national reading in the default region, then
+    the same digits as an international number without its ``+`` (for an
+    explicit ``+``/``00`` only the latter).  The first valid one wins; with
+    ``accept_possible`` the first possible one after that.
+    """
+    candidates: list[PhoneNumber] = []
+    first_error: str | None = None
+    attempts = [("+" + digits, None)] if international else [(digits, region), ("+" + digits, None)]
+    for text, parse_region in attempts:
+        try:
+            candidates.append(phonenumbers.parse(text, parse_region))
+        except NumberParseException as exc:
+            first_error = first_error or _parse_error_reason(exc)
+    for candidate in candidates:
+        if phonenumbers.is_valid_number(candidate):
+            return _digits(candidate), ""
+    if accept_possible:
+        for candidate in candidates:
+            if phonenumbers.is_possible_number(candidate):
+                return _digits(candidate), ""
+    if not candidates:
+        return "", first_error or REASON_NOT_A_NUMBER
+    return "", _possible_reason(candidates[0], None if international else region)
+
+
+def _digits(number: PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+
+
+def _parse_error_reason(exc: NumberParseException) -> str:
+    kind = exc.error_type
+    if kind == NumberParseException.INVALID_COUNTRY_CODE:
+        return REASON_BAD_COUNTRY
+    if kind in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
+        return REASON_TOO_SHORT
+    if kind == NumberParseException.TOO_LONG:
+        return REASON_TOO_LONG
+    return REASON_NOT_A_NUMBER
+
+
+def _possible_reason(number: PhoneNumber, region: str | None) -> str:
+    result = phonenumbers.is_possible_number_with_reason(number)
+    return {
+        ValidationResult.TOO_SHORT: REASON_TOO_SHORT,
+        ValidationResult.TOO_LONG: REASON_TOO_LONG,
+        ValidationResult.INVALID_COUNTRY_CODE: REASON_BAD_COUNTRY,
+        ValidationResult.INVALID_LENGTH: REASON_BAD_LENGTH,
+        ValidationResult.IS_POSSIBLE_LOCAL_ONLY: REASON_LOCAL_ONLY,
+    }.get(result, reason_not_valid(region))
+
+
+# ------------------------------------------------------------------ fast path
+
+# The number types _number_type_helper tries before fixed line and mobile.
+_SPECIAL_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+_MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' _MIN_LENGTH_FOR_NSN / _MAX_LENGTH_FOR_NSN
+
+
+def _compile(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
+
+
+class _Prefix:
+    """A metadata pattern used with ``re.match`` (a prefix test).
+
+    Most are plain digits ("8", "810", "0"): those are tested with
+    ``str.startswith``, which gives the same answer ten times faster.
+    """
+
+    __slots__ = ("literal", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.literal = pattern if pattern.isdigit() else None
+        self.pattern = None if self.literal else re.compile(pattern)
+
+    def end(self, text: str) -> int | None:
+        """Where the match at the start of ``text`` ends, or None."""
+        if self.literal is not None:
+            return len(self.literal) if text.startswith(self.literal) else None
+        assert self.pattern is not None
+        match = self.pattern.match(text)
+        return None if match is None else match.end()
+
+
+def _prefix(pattern: str | None) -> _Prefix | None:
+    return _Prefix(pattern) if pattern else None
+
+
+class _Desc:
+    """A PhoneNumberDesc as ``_is_number_matching_desc`` uses it."""
+
+    __slots__ = ("lengths", "pattern")
+
+    def __init__(self, desc: Any) -> None:
+        self.lengths: frozenset[int] = (
+            frozenset(desc.possible_length or ()) if desc else frozenset()
+        )
+        self.pattern: str | None = (desc.national_number_pattern or None) if desc else None
+
+    def applies(self, length: int) -> bool:
+        """False when the length alone rules the description out."""
+        return self.pattern is not None and (not self.lengths or length in self.lengths)
+
+
+class _Region:
+    """One region's metadata, reduced to what validation needs."""
+
+    def __init__(self, code: str) -> None:
+        meta: Any = PhoneMetadata.metadata_for_region(code)
+        self.code = code
+        self.leading = _prefix(meta.leading_digits)
+        self.general = _Desc(meta.general_desc)
+        self.general_lengths = frozenset(meta.general_desc.possible_length or ())
+        self.local_lengths = frozenset(meta.general_desc.possible_length_local_only or ())
+        types = [_Desc(getattr(meta, name)) for name in _SPECIAL_TYPES]
+        types.append(_Desc(meta.fixed_line))
+        if not meta.same_mobile_and_fixed_line_pattern:
+            types.append(_Desc(meta.mobile))
+        self.types = tuple(types)
+        self.idd = _prefix(meta.international_prefix)
+        self.national_prefix = _prefix(meta.national_prefix_for_parsing)
+        self.transform = meta.national_prefix_transform_rule or ""
+        self._general_by_length: dict[int, re.Pattern[str] | None] = {}
+        self._known_by_length: dict[int, re.Pattern[str] | None] = {}
+
+    def general_matches(self, digits: str) -> bool:
+        """``_is_number_matching_desc(digits, general_desc)``."""
+        length = len(digits)
+        pattern = self._general_by_length.get(length, _UNSET)
+        if pattern is _UNSET:
+            applies = self.general.applies(length)
+            pattern = re.compile(self.general.pattern or "") if applies else None
+            self._general_by_length[length] = pattern
+        return pattern is not None and pattern.fullmatch(digits) is not None
+
+    def type_known(self, nsn: str) -> bool:
+        """``_number_type_helper(nsn, metadata) != UNKNOWN``, in one regex call.
+
+        The general description must match and so must one of the type
+        descriptions that allow this length: a lookahead anchored at the end
+        checks the first, an alternation the second.
+        """
+        length = len(nsn)
+        pattern = self._known_by_length.get(length, _UNSET)
+        if pattern is _UNSET:
+            pattern = self._known_pattern(length)
+            self._known_by_length[length] = pattern
+        return pattern is not None and pattern.fullmatch(nsn) is not None
+
+    def _known_pattern(self, length: int) -> re.Pattern[str] | None:
+        if not self.general.applies(length):
+            return None
+        alternatives = [f"(?:{t.pattern})" for t in self.types if t.applies(length)]
+        if not alternatives:
+            return None
+        return re.compile(f"(?=(?:{self.general.pattern})\\Z)(?:{'|'.join(alternatives)})")
+
+
+_UNSET: Any = object()
+
+
+class _Country:
+    """A country calling code and its regions, as ``is_valid_number`` sees them."""
+
+    def __init__(self, code: int, regions: Sequence[str]) -> None:
+        self.code = code
+        self.prefix = str(code)
+        self.regions = tuple(_Region(r) for r in regions)
+        main = phonenumbers.region_code_for_country_code(code)
+        self.main = next(r for r in self.regions if r.code == main)
+
+    def is_valid(self, nsn: str) -> bool:
+        """``is_valid_number(PhoneNumber(code, int(nsn)))`` for an nsn without leading 0."""
+        if len(self.regions) == 1:
+            return self.regions[0].type_known(nsn)
+        for region in self.regions:  # _region_code_for_number_from_list
+            if region.leading is not None:
+                if region.leading.end(nsn) is not None:
+                    return region.type_known(nsn)
+            elif region.type_known(nsn):
+                return True
+        return False
+
+    def general_matches(self, digits: str) -> bool:
+        return any(r.general_matches(digits) for r in self.regions)
+
+
+@lru_cache(maxsize=512)
+def _country(code: int) -> _Country | None:
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if not regions or "001" in regions:  # non-geographic codes: leave to the library
+        return None
+    if any(PhoneMetadata.metadata_for_region(r) is None for r in regions):
+        return None
+    return _Country(code, regions)
+
+
+def _split_country_code(digits: str) -> tuple[int, str] | None:
+    """``_extract_country_code``: the shortest leading 1-3 digits that are a code."""
+    if not digits or digits[0] == "0":
+        return None
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code, digits[size:]
+    return None
+
+
+class _FastPath:
+    """The answer of ``_slow`` for everyday shapes, without ``phonenumbers.parse``.
+
+    It returns a number only when every step ``parse`` would take is known
+    to leave the digits as they are (no international or national prefix to
+    strip, no leading zero, no ambiguity between the national and the
+    international reading) and the number passes the same checks as
+    ``is_valid_number``.  Otherwise it returns None and the caller asks the
+    library, so the fast path can be incomplete but never different.
+    """
+
+    def __init__(self, region: str) -> None:
+        home: Any = PhoneMetadata.metadata_for_region(region)
+        self.home_code: int = home.country_code
+        country = _country(self.home_code)
+        if country is None:  # pragma: no cover - every region has a geographic code
+            raise ConfigError(f"region {region} has no geographic calling code")
+        self.home = country
+        self.region = next(r for r in country.regions if r.code == region)
+
+    def number(self, digits: str, international: bool) -> str | None:
+        if international:
+            split = _split_country_code(digits)
+            if split is None or len(digits) <= _MIN_NSN:
+                return None
+            code, nsn = split
+            return self._checked(code, nsn)
+        home, region = self.home, self.region
+        if region.idd is not None and region.idd.end(digits) is not None:
+            return None
+        if digits.startswith(home.prefix) and not region.general_matches(digits):
+            # Written with the country code but no "+": parse strips the code,
+            # or reads a national number no region of this code accepts and
+            # the international reading follows; both give the same number.
+            nsn = digits[len(home.prefix) :]
+            if home.general_matches(digits):
+                return None
+            national_prefix = region.national_prefix
+            if national_prefix is not None and (
+                national_prefix.end(digits) is not None or national_prefix.end(nsn) is not None
+            ):
+                return None
+            return self._checked(home.code, nsn)
+        return self._national(digits)
+
+    def _national(self, digits: str) -> str | None:
+        """The national reading: strip the national prefix as parse would."""
+        region = self.region
+        nsn = digits
+        prefix_end = region.national_prefix.end(digits) if region.national_prefix else None
+        if prefix_end is not None:
+            if region.transform:
+                return None  # carrier codes and rewrites: leave to the library
+            nsn = digits[prefix_end:]
+            if region.general_matches(digits) and not region.general_matches(nsn):
+                return None
+            if len(nsn) not in region.general_lengths or len(nsn) in region.local_lengths:
+                return None
+        return self._checked(self.home_code, nsn)
+
+    def _checked(self, code: int, nsn: str) -> str | None:
+        if not _MIN_NSN <= len(nsn) <= _MAX_NSN or nsn[0] == "0":
+            return None
+        country = _country(code)
+        if country is None:
+            return None
+        main_prefix = country.main.national_prefix
+        if main_prefix is not None and main_prefix.end(nsn) is not None:
+            return None
+        if not country.is_valid(nsn):
+            return None
+        return country.prefix + nsn
