@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+import openpyxl
 import pytest
 
+from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import ConfigError
@@ -199,3 +204,104 @@ def test_parse_moment(text: str, end_of_day: bool, expected: datetime) -> None:
 def test_bad_moments_are_configuration_errors(bad: str) -> None:
     with pytest.raises(ConfigError):
         parse_moment(bad, now=NOW)
+
+
+# ------------------------------------------------------------ the command
+
+
+def test_list_command_exports_every_page_to_csv(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with MobizonClient(TEST_KEY, api_env.url) as client:
+        send_many(client, 230)
+        send_many(client, 40, prefix="7705")
+    api_env.reset_calls()
+    out = tmp_path / "export.csv"
+    assert main(["list", "-o", str(out), "--to", "7701", "--sort", "campaignId", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert f"Exported 230 message(s) in 3 page(s) to {out}." in captured.out
+    assert "warning" not in captured.err and "Traceback" not in captured.err
+    assert len(api_env.calls(LIST_CALL)) == 3
+    with out.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 230
+    assert rows[0]["message_id"] == "41000001" and rows[0]["recipient"] == "77010000000"
+    assert [int(r["campaign_id"]) for r in rows] == sorted(int(r["campaign_id"]) for r in rows)
+
+
+def test_list_command_to_xlsx_with_filters(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with MobizonClient(TEST_KEY, api_env.url) as client:
+        send_many(client, 5)
+    out = tmp_path / "export.xlsx"
+    argv = [
+        "list",
+        "-o",
+        str(out),
+        "--since",
+        "1h",
+        "--until",
+        "2099-01-01",
+        "--status",
+        "NEW,ENQUEUD",
+        "--status",
+        "ACCEPTD",
+        "--status",
+        "DELIVRD",
+        "-q",
+    ]
+    assert main(argv) == 0
+    criteria = api_env.calls(LIST_CALL)[0].params["criteria"]
+    assert criteria["status"] == {"0": "NEW", "1": "ENQUEUD", "2": "ACCEPTD", "3": "DELIVRD"}
+    assert criteria["campaignCreateTsTo"] == "2099-01-01 23:59:59"
+    sheet = openpyxl.load_workbook(out).worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:4] == ("message_id", "campaign_id", "from", "recipient")
+    assert len(rows) == 6 and rows[1][3] == "77010000004"  # the number is text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-o", "x.txt"], "name the export .csv or .xlsx"),
+        (["-o", "x.csv", "--sort", "price"], "cannot sort by 'price'"),
+        (["-o", "x.csv", "--since", "yesterday"], "is neither a time"),
+        (["-o", "x.csv", "--campaign-ids", "1,x"], "'x' is not a campaign id"),
+        (["-o", "x.csv", "--since", "2026-02-01", "--until", "2026-01-01"], "is after"),
+    ],
+)
+def test_list_command_refuses_bad_flags_with_exit_2(
+    api_env: MobizonEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["list", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert api_env.calls() == []
+
+
+def test_list_command_warns_when_the_set_changes(
+    api_env: MobizonEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = MobizonClient(TEST_KEY, api_env.url)
+    send_many(client, 150)
+    real = MobizonClient.list_messages
+
+    def growing(self: MobizonClient, *args: Any, **kwargs: Any) -> Any:
+        answer = real(self, *args, **kwargs)
+        send_many(client, 1, prefix="7707")  # a message arrives after each page
+        return answer
+
+    monkeypatch.setattr(MobizonClient, "list_messages", growing)
+    assert main(["list", "-o", str(tmp_path / "x.csv"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the list changed while it was being read" in err
+    assert "counted 150 at the start and 151 at the end" in err

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from openpyxl.chart import BarChart
 
+from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.listing import export_frame, export_messages
@@ -237,3 +238,43 @@ def test_an_empty_file_has_no_rate(tmp_path: Path) -> None:
 def test_the_report_must_be_xlsx(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\.xlsx"):
         write_report(pd.DataFrame({"message_id": ["1"]}), tmp_path / "r.csv")
+
+
+# ------------------------------------------------------------ the command
+
+
+def test_report_command_prints_the_summary_and_writes_the_workbook(
+    api: MobizonClient, clock: FakeClock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = results_file(api, clock, sent=20)
+    source = tmp_path / "results.csv"
+    frame.to_csv(source, index=False)
+    out = tmp_path / "report.xlsx"
+
+    assert main(["report", str(source), "-o", str(out)]) == 0
+
+    captured = capsys.readouterr()
+    delivered = int((frame["status"] == "DELIVRD").sum())
+    lines = captured.out.splitlines()
+    assert lines[0] == "Summary"
+    assert any(line.split() == ["Rows", "in", "the", "file", "24"] for line in lines)
+    rate = next(line for line in lines if "Delivery rate among sent" in line)
+    assert rate.split()[-1] == f"{delivered / 20:.1%}"
+    assert any(
+        line.split()[:3] == ["DELIVRD", str(delivered), f"{delivered / 20:.1%}"] for line in lines
+    )
+    assert f"Wrote {out}" in captured.out
+    assert "Traceback" not in captured.err
+    figures, _, sheet = summary_sheet(out)
+    assert figures["Delivered (DELIVRD)"] == delivered and len(sheet._charts) == 1
+
+
+def test_report_command_wants_xlsx_and_a_readable_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "results.csv"
+    source.write_text("message_id,status\n1,DELIVRD\n", encoding="utf-8")
+    assert main(["report", str(source), "-o", str(tmp_path / "r.csv")]) == 2
+    assert "name it .xlsx" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "r.xlsx")]) == 3
+    assert "Traceback" not in capsys.readouterr().err
