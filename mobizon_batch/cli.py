@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn, TextIO
 
+import openpyxl
 from tqdm import tqdm
 
 from mobizon_batch import __version__
@@ -53,7 +54,7 @@ from mobizon_batch.status import (
     wait_until_final,
     with_integer_cells,
 )
-from mobizon_batch.table import InputTable, read_table, write_table
+from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -409,6 +410,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"about (columns found: {found})"
         )
     output = args.output or args.results
+    check_output_path(output)
+    if table.format == "xlsx" and not args.output:
+        _refuse_to_drop_sheets(table)
     limiter = RateLimiter(args.rate)
     waiting = args.wait is not None
 
@@ -450,6 +454,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_to_drop_sheets(table: InputTable) -> None:
+    """Writing a workbook back keeps one sheet: refuse when that would lose others."""
+    workbook = openpyxl.load_workbook(table.path, read_only=True)
+    try:
+        names = workbook.sheetnames
+    finally:
+        workbook.close()
+    if len(names) > 1:
+        raise ConfigError(
+            f"{table.path.name} has {len(names)} sheets ({', '.join(names)}); writing the "
+            f"statuses back into it would keep only {table.sheet!r}: give -o OTHER.xlsx"
+        )
+
+
 def _sheet_name(table: InputTable, sheet: str | None) -> str:
     return sheet or getattr(table, "sheet", None) or "Results"
 
@@ -486,10 +504,15 @@ def _report_refresh(result: RefreshResult, outcome: WaitResult | None) -> None:
             f"{NOT_FOUND}): from another account, or mistyped?",
             file=sys.stderr,
         )
-    if outcome is not None and not outcome.all_final:
+    if outcome is not None and result.pending:
         print(
-            f"{result.not_final} row(s) still not final when --wait ran out; "
+            f"{result.pending} row(s) still not final when --wait ran out; "
             f"run 'status' again later.",
+            file=sys.stderr,
+        )
+    elif outcome is not None and result.not_found:
+        print(
+            "Stopped waiting: the only rows left are ids Mobizon does not know.",
             file=sys.stderr,
         )
 
@@ -551,8 +574,7 @@ def _list_filter(args: argparse.Namespace) -> ListFilter:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    if Path(args.output).suffix.lower() not in (".csv", ".xlsx"):
-        raise ConfigError(f"-o {args.output}: name the export .csv or .xlsx")
+    check_output_path(args.output)
     filters = _list_filter(args)
     filters.criteria()  # refuse bad filters before any call
     sort = parse_sort(args.sort) if args.sort else None
@@ -601,6 +623,7 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _cmd_report(args: argparse.Namespace) -> int:
     if Path(args.output).suffix.lower() != ".xlsx":
         raise ConfigError(f"-o {args.output}: the report is a workbook, name it .xlsx")
+    check_output_path(args.output)
     frame = read_table(args.results, sheet=args.sheet).frame
     summary = summarize(frame)
     write_report(frame, args.output, summary=summary, source=Path(args.results).name)

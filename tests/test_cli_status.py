@@ -238,3 +238,34 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_bad_duration_strings(bad: str) -> None:
     with pytest.raises(ConfigError, match="not a duration"):
         config.parse_duration(bad)
+
+
+def test_a_workbook_with_several_sheets_is_not_overwritten(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "book.xlsx"
+    workbook = openpyxl.Workbook()
+    first = workbook.active
+    assert first is not None
+    first.append(["message_id"])
+    first.append([send(api_env, 1)[0]])
+    workbook.create_sheet("Notes").append(["keep me"])
+    workbook.save(path)
+    before = path.read_bytes()
+
+    assert main(["status", str(path), "-q"]) == 2
+    assert "has 2 sheets" in capsys.readouterr().err and path.read_bytes() == before
+    out = tmp_path / "out.xlsx"
+    assert main(["status", str(path), "-o", str(out), "-q"]) == 0
+    assert openpyxl.load_workbook(out).worksheets[0]["B1"].value == "status"
+
+
+def test_wait_stops_early_when_only_unknown_ids_are_left(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "results.csv"
+    results_csv(path, [77, 78])
+    assert main(["status", str(path), "--wait", "2h", "-q"]) == 4
+    captured = capsys.readouterr()
+    assert "Stopped waiting: the only rows left are ids Mobizon does not know." in captured.err
+    assert "Checked 1 time(s)" in captured.out

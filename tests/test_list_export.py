@@ -264,7 +264,8 @@ def test_list_command_to_xlsx_with_filters(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["-o", "x.txt"], "name the export .csv or .xlsx"),
+        (["-o", "x.pdf"], "name the output file .csv or .xlsx"),
+        (["-o", "nowhere/x.csv"], "the folder nowhere does not exist"),
         (["-o", "x.csv", "--sort", "price"], "cannot sort by 'price'"),
         (["-o", "x.csv", "--since", "yesterday"], "is neither a time"),
         (["-o", "x.csv", "--campaign-ids", "1,x"], "'x' is not a campaign id"),
