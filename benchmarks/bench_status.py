@@ -21,17 +21,22 @@ Run:  .venv/bin/python benchmarks/bench_status.py [--rows 100000] [--sample 2000
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from mobizon_batch.cli import main as cli_main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.status import refresh_statuses
+from mobizon_batch.table import write_table
 
 KEY = "bench-key-0123456789"
 
@@ -109,6 +114,22 @@ def main() -> int:
             for message_id in sample:
                 client.get_sms_status([message_id])
             naive_sample = time.perf_counter() - began
+
+        # The whole command on a file: read 100k rows, refresh, write back; then the report.
+        with tempfile.TemporaryDirectory() as folder:
+            results = Path(folder) / "results.csv"
+            write_table(frame[["recipient", "send_status", "message_id"]], results)
+            os.environ.update(MOBIZON_API_URL=url, MOBIZON_API_KEY=KEY)
+            began = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = cli_main(["status", str(results), "--rate", "0", "--quiet"])
+            command = time.perf_counter() - began
+            assert code == 0, code
+            began = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                code = cli_main(["report", str(results), "-o", str(Path(folder) / "r.xlsx")])
+            report = time.perf_counter() - began
+            assert code == 0, code
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -132,6 +153,8 @@ def main() -> int:
         f"calls: {len(ids) / result.calls:.0f}x fewer; "
         f"wall time: naive (extrapolated) / ours = {naive_total / ours:.1f}x"
     )
+    print(f"'status' command on a {len(ids):,}-row CSV (read, refresh, write): {command:.2f} s")
+    print(f"'report' command on the same file (summary, workbook with 3 sheets): {report:.2f} s")
     print(
         f"ours per call: {ours / result.calls * 1000:.2f} ms; "
         f"naive per call: {naive_sample / len(sample) * 1000:.2f} ms"
