@@ -269,3 +269,9 @@ def test_wait_stops_early_when_only_unknown_ids_are_left(
     captured = capsys.readouterr()
     assert "Stopped waiting: the only rows left are ids Mobizon does not know." in captured.err
     assert "Checked 1 time(s)" in captured.out
+
+
+@pytest.mark.parametrize("command", ["status", "list", "report"])
+def test_help_on_the_new_commands(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    assert command in capsys.readouterr().out
