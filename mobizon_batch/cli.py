@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import openpyxl
 from tqdm import tqdm
@@ -42,6 +42,15 @@ from mobizon_batch.listing import (
     export_messages,
     parse_moment,
     parse_sort,
+)
+from mobizon_batch.prepare import (
+    DEFAULT_MAX_SEGMENTS,
+    INVALID,
+    Plan,
+    PlanOptions,
+    build_plan,
+    planned_results,
+    validation_report,
 )
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.report import ReportSummary, summarize, write_report
@@ -282,6 +291,256 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------ plan options
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """The flags that say how to read a list and judge its rows (validate, send).
+
+    Also adds ``-q/--quiet`` (no progress bar), which every command that
+    reads a list shares.  ``plan_options_from_args`` and ``read_input``
+    turn the parsed flags into what ``prepare`` and ``table`` take.
+    """
+    parser.add_argument("input", metavar="INPUT", help="the list: a .csv, .txt or .xlsx file")
+    reading = parser.add_argument_group("reading the list")
+    reading.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="text encoding of a CSV (default: detected among UTF-8, UTF-16 and Windows-1251)",
+    )
+    reading.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV delimiter: , ; | or tab (default: detected)",
+    )
+    reading.add_argument(
+        "--sheet",
+        metavar="NAME|N",
+        help="worksheet of an XLSX file, by name or by number from 1 (default: the first)",
+    )
+    columns = parser.add_argument_group("columns and texts")
+    columns.add_argument(
+        "--phone-column",
+        metavar="NAME",
+        help="column with the numbers (default: detected from names such as phone, телефон)",
+    )
+    columns.add_argument(
+        "--text-column",
+        metavar="NAME",
+        help="column with the texts (default: detected from names such as text, текст)",
+    )
+    columns.add_argument(
+        "--template",
+        metavar="TEXT",
+        help="build each text from columns instead: 'Hello {name}, your code is {code}' "
+        "({{ and }} for literal braces)",
+    )
+    checks = parser.add_argument_group("checks")
+    checks.add_argument(
+        "--region",
+        default="KZ",
+        metavar="CC",
+        help="country of numbers written without a country code (default: KZ)",
+    )
+    checks.add_argument(
+        "--accept-possible",
+        action="store_true",
+        help="accept numbers of a plausible length that the numbering data does not know yet",
+    )
+    checks.add_argument(
+        "--max-segments",
+        type=_positive_int,
+        default=DEFAULT_MAX_SEGMENTS,
+        metavar="N",
+        help=f"texts longer than N segments are invalid (default: {DEFAULT_MAX_SEGMENTS})",
+    )
+    checks.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="send the same text to the same number as often as the list says",
+    )
+    checks.add_argument(
+        "--optout",
+        metavar="FILE",
+        type=Path,
+        help="numbers that must get nothing (CSV or text, any number format)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def plan_options_from_args(args: argparse.Namespace) -> PlanOptions:
+    """PlanOptions from the flags ``_add_plan_options`` added."""
+    return PlanOptions(
+        phone_column=args.phone_column,
+        text_column=args.text_column,
+        template=args.template,
+        region=args.region,
+        accept_possible=args.accept_possible,
+        max_segments=args.max_segments,
+        allow_duplicates=args.allow_duplicates,
+        optout_path=args.optout,
+    )
+
+
+def read_input(args: argparse.Namespace) -> InputTable:
+    """The input list, read as the reading flags say."""
+    return read_table(
+        args.input, encoding=args.encoding, delimiter=args.delimiter, sheet=args.sheet
+    )
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    """Read the list and judge every row, with a progress bar on stderr."""
+    options = plan_options_from_args(args)
+    table = read_input(args)
+    with _progress_bar(args, len(table), "checking rows") as bar:
+
+        def advance(rows: int) -> None:
+            bar.update(rows)
+
+        return build_plan(table, options, progress=advance)
+
+
+def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tqdm[Any]:
+    """A bar on stderr; none with --quiet, or when stderr is not a terminal (cron, pipes)."""
+    return tqdm(
+        total=total,
+        desc=description,
+        unit=" rows",
+        unit_scale=True,
+        file=sys.stderr,
+        disable=True if getattr(args, "quiet", False) else None,
+        leave=False,
+        mininterval=0.5,
+    )
+
+
+def output_path_for(args: argparse.Namespace) -> Path:
+    """``-o``, checked before any work: writable format and folder, not the input itself."""
+    output = check_output_path(args.output)
+    if output.resolve() == Path(args.input).resolve():
+        raise ConfigError(f"-o {args.output} would overwrite the input list: choose another name")
+    return output
+
+
+def output_delimiter(table: InputTable) -> str:
+    """``;`` when the input used it (Russian-locale Excel opens such CSVs), else ``,``."""
+    return ";" if table.delimiter == ";" else ","
+
+
+def print_plan_summary(plan: Plan, out: TextIO | None = None, examples: int = 5) -> None:
+    """The plan in a few lines: counts by verdict, reasons, cost, first problems."""
+    stream = out or sys.stdout
+    summary, table = plan.summary, plan.table
+    print(f"{table.describe()}: {summary.rows:,} rows", file=stream)
+    if plan.template is not None:
+        print(f"  numbers from {plan.phone_column!r}, texts from the template", file=stream)
+    else:
+        print(f"  numbers from {plan.phone_column!r}, texts from {plan.text_column!r}", file=stream)
+    print(f"  sendable   {summary.sendable:>12,}", file=stream)
+    print(f"  invalid    {summary.invalid:>12,}", file=stream)
+    for reason, count in summary.invalid_by_reason.items():
+        print(f"    {count:>10,}  {reason}", file=stream)
+    print(f"  duplicate  {summary.duplicate:>12,}", file=stream)
+    print(f"  opted out  {summary.opted_out:>12,}", file=stream)
+    print(
+        f"  segments to send: {summary.segments:,} "
+        f"(GSM-7 rows: {summary.gsm7_rows:,}, UCS-2 rows: {summary.ucs2_rows:,})",
+        file=stream,
+    )
+    bad = plan.rows[plan.rows["verdict"] == INVALID].head(examples)
+    if len(bad):
+        print("First invalid rows:", file=stream)
+        raw = table.frame[plan.phone_column].to_dict()
+        for index, line, reason in zip(bad.index, bad["source_line"], bad["reason"], strict=True):
+            print(f"  line {line} ({raw[index]!r}): {reason}", file=stream)
+
+
+def _nothing_sendable(plan: Plan, where: Path | None) -> InputError:
+    more = f" and in {where}" if where else ""
+    return InputError(f"no row of {plan.table.path.name} can be sent: see the reasons above{more}")
+
+
+# ----------------------------------------------------------------- validate
+
+
+def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="check a list without sending anything",
+        description="Read the list, normalize the numbers, build the texts and judge every "
+        "row (sendable, invalid, duplicate, opted out) without any network access. "
+        "Exit code 0 when at least one row can be sent, 3 when none can.",
+    )
+    _add_plan_options(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="REPORT",
+        help="write every row with its line, number, verdict and reason (.csv or .xlsx)",
+    )
+    parser.set_defaults(handler=_cmd_validate)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    report = output_path_for(args) if args.output else None
+    plan = plan_from_args(args)
+    print_plan_summary(plan)
+    if report is not None:
+        write_table(
+            validation_report(plan),
+            report,
+            sheet_name="validation",
+            delimiter=output_delimiter(plan.table),
+        )
+        print(f"report: {report}")
+    if plan.summary.sendable == 0:
+        raise _nothing_sendable(plan, report)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- send
+
+
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "send",
+        help="send the list (--dry-run: only write the planned results)",
+        description="Send one SMS per sendable row and write a results file: the input "
+        "columns, then recipient, send_status, message_id, campaign_id, segments, "
+        "error_code, error, sent_at. With --dry-run nothing is sent and send_status "
+        "is planned / invalid / duplicate / opted_out.",
+    )
+    _add_plan_options(parser)
+    parser.add_argument(
+        "-o", "--output", metavar="RESULTS", required=True, help="results file (.csv or .xlsx)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="send nothing; write the planned results"
+    )
+    parser.set_defaults(handler=_cmd_send)
+
+
+def _cmd_send(args: argparse.Namespace) -> int:
+    if not args.dry_run:
+        raise ConfigError("sending is not available yet: use --dry-run")
+    results = output_path_for(args)
+    plan = plan_from_args(args)
+    print_plan_summary(plan)
+    write_table(planned_results(plan), results, delimiter=output_delimiter(plan.table))
+    print(f"dry run: nothing was sent; planned results: {results}")
+    if plan.summary.sendable == 0:
+        raise _nothing_sendable(plan, results)
+    return EXIT_OK
+
+
 # ------------------------------------------------------ status, list, report
 
 
@@ -313,8 +572,16 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def _progress_bar(quiet: bool, unit: str, description: str) -> tqdm[NoReturn]:
-    return tqdm(total=0, unit=unit, desc=description, disable=quiet, file=sys.stderr, leave=False)
+def _count_bar(args: argparse.Namespace, unit: str, description: str) -> tqdm[NoReturn]:
+    """A bar whose total is learned on the way; hidden as ``_progress_bar``'s is."""
+    return tqdm(
+        total=0,
+        unit=unit,
+        desc=description,
+        file=sys.stderr,
+        disable=True if args.quiet else None,
+        leave=False,
+    )
 
 
 def _format_duration(seconds: float) -> str:
@@ -421,9 +688,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     with (
         _client_from_env(args) as client,
-        _progress_bar(
-            args.quiet, "row" if waiting else "id", "final" if waiting else "checked"
-        ) as bar,
+        _count_bar(args, "row" if waiting else "id", "final" if waiting else "checked") as bar,
     ):
         progress = _StatusProgress(bar, waiting, write)
         outcome: WaitResult | None = None
@@ -580,7 +845,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     sort = parse_sort(args.sort) if args.sort else None
     with (
         _client_from_env(args) as client,
-        _progress_bar(args.quiet, "msg", "listing") as bar,
+        _count_bar(args, "msg", "listing") as bar,
     ):
 
         def progress(rows: int, total: int) -> None:
@@ -673,7 +938,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="more detail in logs; show the traceback of an internal error (-vv: HTTP too)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_balance, _add_emulator, _add_status, _add_list, _add_report):
+    for add in (
+        _add_validate,
+        _add_send,
+        _add_balance,
+        _add_emulator,
+        _add_status,
+        _add_list,
+        _add_report,
+    ):
         add(commands)
     return parser
 

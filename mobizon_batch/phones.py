@@ -152,11 +152,13 @@ def parse_optout_text(lines: Iterable[str], region: str = DEFAULT_REGION) -> set
 
     Why lenient: an opt-out list protects people from messages they refused,
     so erring towards "opted out" is the safe side.  Each cell (split on
-    ``, ; | tab``, quotes removed) is tried whole, then word by word, and
-    numbers that are merely *possible* count too.  Header words simply match
-    nothing.
+    ``, ; | tab``, quotes removed) is tried whole, where numbers that are
+    merely *possible* count too, then word by word, where only valid numbers
+    count (so a date beside a number is not taken for one).  Header words
+    simply match nothing.
     """
-    solve = _normalizer(check_region(region), True)
+    code = check_region(region)
+    solve, strict = _normalizer(code, True), _normalizer(code, False)
     found: set[str] = set()
     for line in lines:
         for cell in re.split(r"[,;|\t]", line):
@@ -167,8 +169,8 @@ def parse_optout_text(lines: Iterable[str], region: str = DEFAULT_REGION) -> set
             if number:
                 found.add(number)
                 continue
-            for word in text.split():
-                number, _ = solve(word)
+            for word in text.split():  # "77012345678 2024-03-01": valid numbers only
+                number, _ = strict(word)
                 if number:
                     found.add(number)
     return found
@@ -234,6 +236,8 @@ def clean_phone(raw: str) -> tuple[str, bool] | str:
         international = True
         text = text.lstrip("+")
     digits = _SEPARATORS.sub("", text)
+    if not digits:
+        return REASON_EMPTY  # only punctuation, like the "-" or "+" of an empty form field
     if not digits.isdigit() or not digits.isascii():
         if _SEVERAL.search(raw):
             return REASON_SEVERAL
@@ -315,10 +319,17 @@ def _slow(digits: str, international: bool, region: str, accept_possible: bool) 
         if phonenumbers.is_valid_number(candidate):
             return _digits(candidate), ""
     if accept_possible:
+        # IS_POSSIBLE only: the library's is_possible_number also passes a
+        # local number without its area code, which no SMS can reach.
         for candidate in candidates:
-            if phonenumbers.is_possible_number(candidate):
+            if (
+                phonenumbers.is_possible_number_with_reason(candidate)
+                == ValidationResult.IS_POSSIBLE
+            ):
                 return _digits(candidate), ""
     if not candidates:
+        if len(digits) < 3:  # parse calls one or two digits "not a number"
+            return "", REASON_TOO_SHORT
         return "", first_error or REASON_NOT_A_NUMBER
     return "", _possible_reason(candidates[0], None if international else region)
 

@@ -768,12 +768,13 @@ def cell_text(value: Any) -> str:
     """An Excel cell's value as the text a person sees in it.
 
     Numbers that are whole become their digits (a phone stored as a number,
-    ``7.7012345678E+10`` on screen, is ``77012345678``); dates are ISO.
+    ``7.7012345678E+10`` on screen, is ``77012345678``); dates are ISO;
+    Excel's ``_xHHHH_`` escapes in strings are decoded.
     """
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return excel_unescape(value)
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
@@ -962,21 +963,29 @@ _SHEET_START = (
 )
 _SHEET_END = "</sheetData></worksheet>"
 
-# XML 1.0 allows no control characters but tab and newlines; a carriage
-# return is kept as a reference (a parser would turn a bare one into \n).
-_XML_ESCAPES = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\r"): "&#13;"}
-_XML_ESCAPES.update({c: "\ufffd" for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)})
+# Excel's own escape for characters XML cannot hold: "_x0001_".  Excel
+# decodes every "_xHHHH_" in a string, so a literal one is written with its
+# "_" escaped ("_x005F_x0041_"); the reader decodes them the same way, so
+# text survives a write/read round trip exactly.  The XML metacharacters get
+# the usual entities.
+_XML_ESCAPES: dict[int, str] = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
+_XML_ESCAPES.update({c: f"_x{c:04X}_" for c in range(0x20) if c not in (0x09, 0x0A)})
 _XML_ESCAPES.update({0xFFFE: "\ufffd", 0xFFFF: "\ufffd"})
-# Excel reads "_x0041_" in a string as an escaped character; escape the "_"
-# of such sequences so the text comes back exactly as written.
+_EXCEL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _EXCEL_ESCAPE_LOOKALIKE = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
 
 def _xml_text(value: str) -> str:
-    text = value.translate(_XML_ESCAPES)
-    if "_x" in text:
-        text = _EXCEL_ESCAPE_LOOKALIKE.sub(r"_x005F_\1", text)
-    return text
+    if "_x" in value:
+        value = _EXCEL_ESCAPE_LOOKALIKE.sub(r"_x005F_\1", value)
+    return value.translate(_XML_ESCAPES)
+
+
+def excel_unescape(value: str) -> str:
+    """Decode Excel's ``_xHHHH_`` escapes, as Excel does when it shows a cell."""
+    if "_x" not in value:
+        return value
+    return _EXCEL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
 
 
 def column_letter(index: int) -> str:

@@ -1,11 +1,15 @@
+"""Shared fixtures: the emulator on loopback, clients, and the generated input files."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
+from tests.fixtures.make_fixtures import build
 from tests.scripted_server import ScriptedServer
 
 # Long enough to be redacted as plain text, unlike a one-letter key.
@@ -36,3 +40,9 @@ def api_env(monkeypatch: pytest.MonkeyPatch, emulator: MobizonEmulator) -> Mobiz
     monkeypatch.setenv("MOBIZON_API_KEY", TEST_KEY)
     monkeypatch.setenv("MOBIZON_API_URL", emulator.url)
     return emulator
+
+
+@pytest.fixture(scope="session")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every fixture file, written once per test session."""
+    return build(tmp_path_factory.mktemp("fixtures"))

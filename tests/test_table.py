@@ -1,0 +1,341 @@
+"""Reading lists in every encoding and shape; writing results atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+
+from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.table import (
+    cell_text,
+    check_delimiter,
+    column_letter,
+    output_format,
+    read_table,
+    sniff_delimiter,
+    write_table,
+)
+from tests.fixtures.make_fixtures import CSV_FILES, HEADER, LINES, ROWS, ROWS_RU
+
+# ----------------------------------------------------------------- CSV
+
+
+@pytest.mark.parametrize("name", sorted(CSV_FILES))
+def test_every_encoding_and_delimiter_reads_the_same_cells(
+    files: dict[str, Path], name: str
+) -> None:
+    encoding, delimiter, _, rows = CSV_FILES[name]
+    table = read_table(files[name])
+    assert table.format == "csv"
+    assert table.delimiter == delimiter
+    assert list(table.frame.columns) == HEADER
+    assert table.frame.values.tolist() == rows
+    assert list(table.source_lines) == LINES
+    assert all(dtype == "str" for dtype in table.frame.dtypes)
+    expected = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "cp1251": "Windows-1251"}
+    assert table.encoding == expected.get(encoding, "UTF-16")
+
+
+def test_cells_stay_text_exactly(files: dict[str, Path]) -> None:
+    """Leading zeros, long digit strings and quotes survive; nothing becomes a float."""
+    frame = read_table(files["utf8_comma.csv"]).frame
+    assert frame["code"].tolist() == ["00123", "007", "0", ""]
+    assert frame.loc[2, "phone"] == "77051112233"
+    assert frame.loc[2, "text"] == 'Hello, Ivan! Line one\nline two "quoted"'
+
+
+def test_cp1251_is_what_russian_excel_saves(files: dict[str, Path]) -> None:
+    table = read_table(files["cp1251_semicolon.csv"])
+    assert table.frame.values.tolist() == ROWS_RU
+    assert table.describe() == "cp1251_semicolon.csv (CSV, Windows-1251, delimiter ';')"
+
+
+def test_overrides_win_over_detection(files: dict[str, Path]) -> None:
+    table = read_table(files["cp1251_semicolon.csv"], encoding="windows-1251", delimiter=";")
+    assert table.frame.values.tolist() == ROWS_RU
+    as_comma = read_table(files["utf8_comma.csv"], delimiter="comma")
+    assert as_comma.frame.values.tolist() == ROWS
+    as_tab = read_table(files["utf16_tab.txt"], delimiter="tab", encoding="utf-16")
+    assert as_tab.frame.values.tolist() == ROWS
+
+
+def test_wrong_encoding_override_is_reported_with_the_line(files: dict[str, Path]) -> None:
+    with pytest.raises(InputError) as caught:
+        read_table(files["cp1251_semicolon.csv"], encoding="utf-8")
+    message = str(caught.value)
+    assert "cannot be read as UTF-8" in message
+    assert "line 2" in message
+    assert "--encoding" in message
+
+
+def test_unknown_encoding_and_bad_delimiter_are_usage_errors(files: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match="unknown encoding 'klingon'"):
+        read_table(files["utf8_comma.csv"], encoding="klingon")
+    with pytest.raises(ConfigError, match="one character"):
+        read_table(files["utf8_comma.csv"], delimiter=";;")
+    assert check_delimiter("\\t") == "\t"
+    assert check_delimiter("|") == "|"
+
+
+def test_sniffing_is_not_fooled_by_commas_in_texts() -> None:
+    sample = "Телефон;Текст\n87012345678;Здравствуйте, Иван, ваш заказ готов\n87021112233;Да\n"
+    assert sniff_delimiter(sample) == ";"
+    assert sniff_delimiter('phone,text\n1,"a;b;c"\n2,d\n') == ","
+    assert sniff_delimiter("phone|text\n1|a, b\n") == "|"
+    assert sniff_delimiter("phone\n1\n") == ","
+
+
+def test_empty_rows_are_skipped_and_lines_still_match(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("phone,text\n\n77012345678,a\n,\n  ,  \n77021112233,b\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.frame["phone"].tolist() == ["77012345678", "77021112233"]
+    assert list(table.source_lines) == [3, 6]
+
+
+def test_ragged_lines(tmp_path: Path) -> None:
+    """Short lines are padded; a line with extra values is kept but flagged."""
+    path = tmp_path / "ragged.csv"
+    path.write_text(
+        "phone,text,name\n77012345678,hi\n77021112233,Hello, Ivan,x\n77051112233,ok,z,\n",
+        encoding="utf-8",
+    )
+    table = read_table(path)
+    assert table.frame.values.tolist() == [
+        ["77012345678", "hi", ""],
+        ["77021112233", "Hello", " Ivan"],
+        ["77051112233", "ok", "z"],
+    ]
+    assert list(table.row_problems) == [1]
+    assert "4 fields but the header has 3" in table.row_problems[1]
+
+
+def test_header_names_trimmed_blank_and_repeated_names(tmp_path: Path) -> None:
+    path = tmp_path / "names.csv"
+    path.write_text(" phone , text ,,text,\n77012345678,a,b,c,\n", encoding="utf-8")
+    table = read_table(path)
+    # the trailing unnamed empty column is dropped; the named ones stay verbatim
+    assert table.columns == ["phone", "text", "column 3", "text (2)"]
+
+
+def test_unclosed_quote_is_flagged(tmp_path: Path) -> None:
+    lines = ["phone,text", '77012345678,"oops'] + [f"7702111{i:04d},t{i}" for i in range(30)]
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    table = read_table(path)
+    assert len(table) == 1
+    assert "quote" in table.row_problems[0]
+
+
+def test_utf8_file_with_cp1251_tail_falls_back_only_when_not_mostly_utf8(tmp_path: Path) -> None:
+    """Past the first 64 KB a non-UTF-8 byte switches a cp1251 file to cp1251."""
+    rows = "".join(f"7701{i:07d},text {i}\n" for i in range(6000))
+    path = tmp_path / "late.csv"
+    path.write_bytes(("phone,text\n" + rows).encode() + "7709999999,Привет\n".encode("cp1251"))
+    table = read_table(path)
+    assert table.encoding == "Windows-1251"
+    assert table.frame["text"].iloc[-1] == "Привет"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("empty.csv", "empty.csv is empty"),
+        ("blank.csv", "blank.csv is empty"),
+        ("header_only.csv", "has a header line but no data rows"),
+        ("garbage.csv", "looks like a binary file"),
+        ("document.pdf", "is a PDF document"),
+        ("notes.json", "JSON file"),
+        ("broken_utf8.csv", "line 3"),
+        ("protected.xlsx", "password-protected"),
+        ("legacy.xls", "Excel 97-2003"),
+        ("corrupt.xlsx", "damaged"),
+        ("broken_xml.xlsx", "may be damaged"),
+        ("not_a_zip.xlsx", "not a valid Excel workbook"),
+        ("header_only.xlsx", "has a header line but no data rows"),
+    ],
+)
+def test_unusable_files_are_input_errors(files: dict[str, Path], name: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read_table(files[name])
+
+
+def test_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="input file not found"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match="is a folder"):
+        read_table(tmp_path)
+
+
+def test_unknown_extension(tmp_path: Path) -> None:
+    path = tmp_path / "list.dat"
+    path.write_text("phone,text\n1,2\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"unknown format '\.dat'"):
+        read_table(path)
+
+
+# ---------------------------------------------------------------- XLSX
+
+
+def test_xlsx_numbers_formulas_empty_rows_and_trimmed_headers(files: dict[str, Path]) -> None:
+    table = read_table(files["phones_numbers.xlsx"])
+    assert table.format == "xlsx"
+    assert table.sheet == "Рассылка"
+    assert table.columns == ["Phone", "Name", "Text"]
+    assert table.frame.values.tolist() == [
+        ["77012345678", "Айгерим", "Здравствуйте!"],
+        ["87021112233", "Ерлан", "Привет, Ерлан"],
+        ["77051112233", "Ivan", "Hello"],
+    ]
+    assert list(table.source_lines) == [2, 4, 5]  # spreadsheet rows; row 3 was empty
+
+
+def test_xlsx_sheet_by_name_number_and_missing(files: dict[str, Path]) -> None:
+    by_name = read_table(files["phones_numbers.xlsx"], sheet="second")
+    by_number = read_table(files["phones_numbers.xlsx"], sheet="2")
+    assert by_name.sheet == by_number.sheet == "Second"
+    assert by_name.frame.values.tolist() == [["77071234567", "Второй лист"]]
+    with pytest.raises(InputError, match="no sheet 'Third': its sheets are 'Рассылка', 'Second'"):
+        read_table(files["phones_numbers.xlsx"], sheet="Third")
+
+
+def test_xlsx_text_cells_keep_leading_zeros(files: dict[str, Path]) -> None:
+    frame = read_table(files["phones_text.xlsx"]).frame
+    assert frame.values.tolist() == [
+        ["+7 701 234 56 78", "007", "Первое"],
+        ["87021112233", "0012", "Второе"],
+    ]
+
+
+def test_xlsx_scientific_text_is_read_verbatim(files: dict[str, Path]) -> None:
+    """Repairing is the phone column's business (phones.py), never the reader's."""
+    frame = read_table(files["phones_scientific.xlsx"]).frame
+    assert frame["phone"].tolist() == ["7.7012345678E+10", "7,70146E+10", "7,7021112233E+10"]
+
+
+def test_format_flags_for_the_other_format_are_usage_errors(files: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match="--sheet applies to Excel"):
+        read_table(files["utf8_comma.csv"], sheet="1")
+    with pytest.raises(ConfigError, match="apply to CSV"):
+        read_table(files["phones_text.xlsx"], encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (77012345678, "77012345678"),
+        (77012345678.0, "77012345678"),
+        (7.7012345678e10, "77012345678"),
+        (12.5, "12.5"),
+        (True, "TRUE"),
+        ("  kept  ", "  kept  "),
+    ],
+)
+def test_cell_text(value: object, text: str) -> None:
+    assert cell_text(value) == text
+
+
+# ------------------------------------------------------------- writing
+
+
+def _results_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "phone": pd.Series(["87012345678", "+7 702"], dtype="str"),
+            "text": pd.Series(["=1+2", "+7 call\r\nme <now> & _x0041_"], dtype="str"),
+            "note": pd.Series(["-minus", "@at"], dtype="str"),
+            "message_id": pd.array([1234567890123, pd.NA], dtype="Int64"),
+            "campaign_id": [5.0, float("nan")],  # a float column of whole numbers
+            "segments": np.array([1, 2], dtype=np.int64),
+            "error": pd.Series(["", "bad\x01char"], dtype="str"),
+        }
+    )
+
+
+def test_write_csv_utf8_bom_integers_without_fraction(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    write_table(_results_frame(), path)
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0] == ["phone", "text", "note", "message_id", "campaign_id", "segments", "error"]
+    assert rows[1] == ["87012345678", "=1+2", "-minus", "1234567890123", "5", "1", ""]
+    assert rows[2][3:5] == ["", ""]
+    assert rows[2][1] == "+7 call\r\nme <now> & _x0041_"
+    assert not [p for p in tmp_path.iterdir() if p.name != "out.csv"]  # no temp files left
+
+
+def test_write_csv_with_semicolon(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    write_table(pd.DataFrame({"a": ["1;2"], "b": ["x"]}), path, delimiter=";")
+    assert path.read_text(encoding="utf-8-sig") == 'a;b\n"1;2";x\n'
+
+
+def test_write_xlsx_keeps_text_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    write_table(_results_frame(), path, sheet_name="results")
+    workbook = openpyxl.load_workbook(path)
+    sheet = workbook["results"]
+    values = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    types = [[cell.data_type for cell in row] for row in sheet.iter_rows(min_row=2)]
+    assert values[0] == ["phone", "text", "note", "message_id", "campaign_id", "segments", "error"]
+    assert values[1] == ["87012345678", "=1+2", "-minus", 1234567890123, 5, 1, None]
+    assert values[2][2:6] == ["@at", None, None, 2]
+    assert types[0][:3] == ["s", "s", "s"]  # "=1+2" is text, not a formula
+    assert types[0][3] == "n"
+    with zipfile.ZipFile(path) as archive:
+        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
+
+
+def test_write_xlsx_round_trips_every_character(tmp_path: Path) -> None:
+    """Control characters and look-alikes of Excel's _xHHHH_ escape come back as written."""
+    path = tmp_path / "out.xlsx"
+    frame = _results_frame()
+    write_table(frame, path)
+    table = read_table(path)
+    assert table.frame["text"].tolist() == ["=1+2", "+7 call\r\nme <now> & _x0041_"]
+    assert table.frame["error"].tolist() == ["", "bad\x01char"]
+    assert table.frame["message_id"].tolist() == ["1234567890123", ""]
+
+
+def test_write_xlsx_reads_back_through_our_reader(tmp_path: Path) -> None:
+    path = tmp_path / "round.xlsx"
+    frame = pd.DataFrame({"телефон": ["007", "77012345678"], "текст": ["  пробелы  ", "x"]})
+    write_table(frame, path)
+    table = read_table(path)
+    assert table.frame.values.tolist() == [["007", "  пробелы  "], ["77012345678", "x"]]
+
+
+def test_write_replaces_atomically_and_keeps_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    path.write_text("old", encoding="utf-8")
+    os.chmod(path, 0o640)
+    write_table(pd.DataFrame({"a": ["new"]}), path)
+    assert path.read_text(encoding="utf-8-sig") == "a\nnew\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    fresh = tmp_path / "fresh.xlsx"
+    write_table(pd.DataFrame({"a": ["x"]}), fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) & 0o044  # readable by others, not 0600
+
+
+def test_write_errors_are_usage_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"name the output file \.csv or \.xlsx"):
+        write_table(pd.DataFrame({"a": ["x"]}), tmp_path / "out.xls")
+    with pytest.raises(ConfigError, match="does not exist"):
+        write_table(pd.DataFrame({"a": ["x"]}), tmp_path / "missing" / "out.csv")
+    assert output_format("A.XLSX") == "xlsx"
+    assert output_format("a.txt") == "csv"
+
+
+def test_column_letters() -> None:
+    assert [column_letter(i) for i in (0, 25, 26, 701, 702)] == ["A", "Z", "AA", "ZZ", "AAA"]
