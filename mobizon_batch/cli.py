@@ -59,6 +59,7 @@ from mobizon_batch.status import (
     NOT_FOUND,
     RefreshResult,
     WaitResult,
+    locate_columns,
     refresh_statuses,
     wait_until_final,
     with_integer_cells,
@@ -670,7 +671,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         raise ConfigError("--interval only applies with --wait")
     table = read_table(args.results, sheet=args.sheet)
     frame = table.frame
-    if MESSAGE_ID_COLUMN not in frame.columns:
+    if MESSAGE_ID_COLUMN not in locate_columns(frame.columns):
         found = ", ".join(str(c) for c in frame.columns) or "none"
         raise InputError(
             f"{args.results} has no {MESSAGE_ID_COLUMN} column, so there is nothing to ask "

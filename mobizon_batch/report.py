@@ -40,6 +40,7 @@ from mobizon_batch.status import (
     NOT_FOUND,
     is_blank,
     is_final,
+    locate_columns,
     parse_message_id,
 )
 
@@ -156,7 +157,7 @@ def summarize(frame: pd.DataFrame) -> ReportSummary:
     final = sum(n for s, n in by_status.items() if is_final(s))
 
     sections = []
-    if "send_status" in frame.columns:
+    if _name(frame, "send_status") is not None:
         send_statuses = Counter(s.strip() or "(blank)" for s in _column(frame, "send_status"))
         sections.append(Section("By send status", "rows", _shares(send_statuses, rows)))
     sections.append(Section("By status", "sent", _shares(by_status, sent)))
@@ -219,14 +220,21 @@ def problem_rows(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _column(frame: pd.DataFrame, name: str) -> list[str]:
-    if name not in frame.columns:
+def _name(frame: pd.DataFrame, canonical: str) -> str | None:
+    """The column that holds ``canonical`` here (a results file may suffix ours), or None."""
+    name = locate_columns(frame.columns).get(canonical, canonical)
+    return name if name in frame.columns else None
+
+
+def _column(frame: pd.DataFrame, canonical: str) -> list[str]:
+    name = _name(frame, canonical)
+    if name is None:
         return [""] * len(frame)
     return ["" if is_blank(v) else str(v) for v in frame[name].tolist()]
 
 
 def _sent_mask(frame: pd.DataFrame) -> pd.Series[bool]:
-    if "send_status" in frame.columns:
+    if _name(frame, "send_status") is not None:
         values = [s.strip().lower() == "sent" for s in _column(frame, "send_status")]
     else:
         values = [parse_message_id(v) is not None for v in _column(frame, MESSAGE_ID_COLUMN)]
@@ -239,7 +247,7 @@ def _shares(counts: Counter[str], whole: int) -> tuple[Share, ...]:
 
 
 def _total(frame: pd.DataFrame, name: str, mask: pd.Series[bool] | None = None) -> int | None:
-    if name not in frame.columns:
+    if _name(frame, name) is None:
         return None
     values = _column(frame, name)
     wanted = mask.tolist() if mask is not None else [True] * len(values)

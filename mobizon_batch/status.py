@@ -32,6 +32,7 @@ import pandas as pd
 
 from mobizon_batch.client import MAX_STATUS_IDS, TIMESTAMP_FORMAT, StatusRecord
 from mobizon_batch.errors import InputError
+from mobizon_batch.prepare import CLASH_SUFFIX, RESULT_COLUMNS
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.reads import ReadPolicy, call_read
 
@@ -121,22 +122,91 @@ def parse_message_id(cell: Any) -> int | None:
     return value if 0 < value <= _MAX_ID else None
 
 
-def ensure_status_columns(frame: pd.DataFrame) -> list[str]:
+def locate_columns(columns: Iterable[Any]) -> dict[str, str]:
+    """Our columns in a table: design name → the name the column has (or will get) there.
+
+    Why not just look names up: the send pass keeps the input's columns
+    verbatim and gives a result column whose name the input already uses a
+    suffix (``recipient_result``; ``recipient`` is a common name for a phone
+    column).  So in a results file — a table with a ``send_status`` column —
+    ours are the result block (the last ``send_status``, the ``recipient``
+    before it and the result columns after it) and the status columns after
+    that block; a ``status`` column among the input's own is the user's and
+    is never written to: the pass appends ``status_result`` instead.  In any
+    other table (a list export, someone's spreadsheet) names are taken as
+    they are.
+
+    Every name of ``RESULT_COLUMNS`` found is in the answer; the status
+    columns always are (absent ones with the name to append them under).
+    """
+    names = [str(c) for c in columns]
+    found: dict[str, str] = {}
+    sends = [i for i, name in enumerate(names) if _is_variant(name, "send_status")]
+    first_ours = 0
+    if sends:
+        first_ours = sends[-1]
+        if first_ours and _is_variant(names[first_ours - 1], "recipient"):
+            first_ours -= 1
+        position = first_ours
+        for canonical in RESULT_COLUMNS:
+            match = next(
+                (i for i in range(position, len(names)) if _is_variant(names[i], canonical)), None
+            )
+            if match is not None:
+                found[canonical] = names[match]
+                position = match + 1
+    else:
+        for canonical in RESULT_COLUMNS:
+            if canonical in names:
+                found[canonical] = canonical
+    taken = set(names)
+    for canonical in STATUS_COLUMNS:
+        if sends:
+            present = next((n for n in names[first_ours:] if _is_variant(n, canonical)), None)
+        else:
+            present = canonical if canonical in names else None
+        if present is None:
+            present = _free_name(canonical, taken)
+            taken.add(present)
+        found[canonical] = present
+    return found
+
+
+def _is_variant(name: str, canonical: str) -> bool:
+    """``name`` is ``canonical`` or ``canonical`` with the send pass's clash suffix."""
+    if name == canonical:
+        return True
+    rest = name.removeprefix(canonical + CLASH_SUFFIX)
+    return rest != name and (rest == "" or rest.isdigit())
+
+
+def _free_name(canonical: str, taken: set[str]) -> str:
+    """``canonical``, or the send pass's way out of a clash: ``_result``, ``_result2``…"""
+    candidate, copy = canonical, 1
+    while candidate in taken:
+        candidate = f"{canonical}{CLASH_SUFFIX}" + (str(copy) if copy > 1 else "")
+        copy += 1
+    return candidate
+
+
+def ensure_status_columns(frame: pd.DataFrame) -> dict[str, str]:
     """Append the status columns that ``frame`` lacks, in the design's order.
 
-    Columns already present stay where they are (they are updated in place);
-    returns the names appended.
+    Columns already present stay where they are (they are updated in place).
+    Returns ``locate_columns`` of the result.
     """
-    added = [name for name in STATUS_COLUMNS if name not in frame.columns]
-    for name in added:
-        frame[name] = ""
-    return added
+    names = locate_columns(frame.columns)
+    for canonical in STATUS_COLUMNS:
+        if names[canonical] not in frame.columns:
+            frame[names[canonical]] = ""
+    return names
 
 
-def with_integer_cells(
-    frame: pd.DataFrame, columns: Iterable[str] = INTEGER_COLUMNS
-) -> pd.DataFrame:
+def with_integer_cells(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """A shallow copy of ``frame`` whose whole-number cells in ``columns`` are ints.
+
+    ``columns`` defaults to our ``INTEGER_COLUMNS``, wherever ``locate_columns``
+    finds them.
 
     Why: the pass works on text (as ``read_table`` gives it), but ids, counts
     and codes are numbers in the results file the send pass wrote; written
@@ -144,6 +214,9 @@ def with_integer_cells(
     that are exactly an integer's digits change (``007`` stays text), so
     anything else in those columns is written back as it was.
     """
+    if columns is None:
+        located = locate_columns(frame.columns)
+        columns = [located[name] for name in INTEGER_COLUMNS if name in located]
     out = frame.copy(deep=False)
     for name in columns:
         if name in out.columns:
@@ -246,17 +319,20 @@ def refresh_statuses(
     good, the rows answered so far are already in ``frame`` when the error
     propagates, so the caller can still save them.
     """
-    if MESSAGE_ID_COLUMN not in frame.columns:
+    id_column = locate_columns(frame.columns).get(MESSAGE_ID_COLUMN)
+    if id_column is None:
         found = ", ".join(str(c) for c in frame.columns) or "none"
         raise InputError(
             f"the file has no {MESSAGE_ID_COLUMN} column, so there is nothing to ask "
             f"about (columns found: {found})"
         )
-    ensure_status_columns(frame)
+    names = ensure_status_columns(frame)
     result = RefreshResult(rows=len(frame))
-    id_cells = frame[MESSAGE_ID_COLUMN].tolist()
+    id_cells = frame[id_column].tolist()
     id_texts = [_text(cell) for cell in id_cells]
-    columns = {name: [_text(cell) for cell in frame[name].tolist()] for name in STATUS_COLUMNS}
+    columns = {
+        name: [_text(cell) for cell in frame[names[name]].tolist()] for name in STATUS_COLUMNS
+    }
     row_ids: list[int | None] = [None] * len(id_cells)
     rows_of: dict[int, list[int]] = {}
     for position, cell in enumerate(id_cells):
@@ -299,9 +375,9 @@ def refresh_statuses(
             if progress is not None:
                 progress(replace(result))
     finally:
-        frame[MESSAGE_ID_COLUMN] = id_texts
+        frame[id_column] = id_texts
         for name in STATUS_COLUMNS:
-            frame[name] = columns[name]
+            frame[names[name]] = columns[name]
     statuses = [columns["status"][p] for p, i in enumerate(row_ids) if i is not None]
     result.final = sum(1 for status in statuses if is_final(status))
     result.not_found = sum(
@@ -390,6 +466,7 @@ __all__ = [
     "ensure_status_columns",
     "is_blank",
     "is_final",
+    "locate_columns",
     "parse_message_id",
     "refresh_statuses",
     "wait_until_final",

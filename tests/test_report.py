@@ -278,3 +278,23 @@ def test_report_command_wants_xlsx_and_a_readable_file(
     assert "name it .xlsx" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "r.xlsx")]) == 3
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_results_file_with_clashing_names_is_read_by_position() -> None:
+    frame = pd.DataFrame(
+        {
+            "recipient": ["8 (916) 000-00-00", "8 701 000 00 00"],  # the user's own column
+            "status": ["VIP", "VIP"],
+            "recipient_result": ["79160000000", "77010000000"],
+            "send_status": ["sent", "sent"],
+            "message_id": ["1", "2"],
+            "status_result": ["DELIVRD", "UNDELIV"],
+        }
+    )
+    summary = summarize(frame)
+    status = summary.section("By status")
+    countries = summary.section("By country")
+    assert status is not None and countries is not None
+    assert {line.label: line.count for line in status.lines} == {"DELIVRD": 1, "UNDELIV": 1}
+    assert {line.label for line in countries.lines} == {"RU", "KZ"}
+    assert summary.delivered == 1 and summary.problems == 1

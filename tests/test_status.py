@@ -19,6 +19,7 @@ from mobizon_batch.status import (
     NOT_FOUND,
     STATUS_COLUMNS,
     RefreshResult,
+    locate_columns,
     parse_message_id,
     refresh_statuses,
     wait_until_final,
@@ -461,3 +462,59 @@ def test_whole_numbers_in_result_columns_become_ints_for_writing() -> None:
     assert out["error_code"].tolist() == ["", "007"]
     assert out["seg_num"].tolist() == [2, 1]
     assert frame["message_id"].tolist() == ["41000001", "n/a"]  # the original is untouched
+
+
+RESULTS = ["send_status", "message_id", "campaign_id", "segments", "error_code", "error", "sent_at"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        # a plain results file: names as they are, status columns to append
+        (
+            ["phone", "recipient", *RESULTS],
+            {"recipient": "recipient", "message_id": "message_id", "status": "status"},
+        ),
+        # the input had recipient and status: the send pass suffixed its recipient,
+        # and the user's status column is not ours
+        (
+            ["recipient", "status", "recipient_result", *RESULTS],
+            {"recipient": "recipient_result", "status": "status_result", "seg_num": "seg_num"},
+        ),
+        # ... and a second pass finds what the first one appended
+        (
+            ["status", "recipient", *RESULTS, "status_result", "status_final"],
+            {"status": "status_result", "status_final": "status_final"},
+        ),
+        # someone's spreadsheet: no send_status, names taken as they are
+        (
+            ["status", "message_id", "comment"],
+            {"status": "status", "message_id": "message_id", "status_final": "status_final"},
+        ),
+        (["message_id_result", "x"], {"status": "status"}),
+    ],
+)
+def test_locate_columns(columns: list[str], expected: dict[str, str]) -> None:
+    located = locate_columns(columns)
+    assert {key: located.get(key) for key in expected} == expected
+    assert set(STATUS_COLUMNS) <= set(located)
+
+
+def test_the_users_own_status_column_is_never_written(api: MobizonClient, clock: FakeClock) -> None:
+    ids = send(api, 2)
+    frame = pd.DataFrame(
+        {
+            "name": ["a", "b"],
+            "status": ["VIP", "new client"],
+            "recipient": ["8 701 000 00 00", "8 701 000 00 01"],
+            "recipient_result": ["77010000000", "77010000001"],
+            "send_status": ["sent", "sent"],
+            "message_id": [str(i) for i in ids],
+        }
+    )
+    refresh(frame, api, clock)
+    assert frame["status"].tolist() == ["VIP", "new client"]
+    assert frame["status_result"].tolist() == ["NEW", "NEW"]
+    assert list(frame.columns)[-6:] == ["status_result", *STATUS_COLUMNS[1:]]
+    refresh(frame, api, clock)  # and again: found, not appended twice
+    assert len(frame.columns) == 12
