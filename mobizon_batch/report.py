@@ -133,7 +133,7 @@ class ReportSummary:
             ("Still in progress", self.in_progress, False),
             ("Problems (see the Problems sheet)", self.problems, False),
             ("Segments billed (seg_num)", self.segments_billed, False),
-            ("Segments estimated before sending", self.segments_estimated, False),
+            ("Segments estimated (sent and planned rows)", self.segments_estimated, False),
         ]
 
     def section(self, title: str) -> Section | None:
@@ -160,7 +160,8 @@ def summarize(frame: pd.DataFrame) -> ReportSummary:
     if _name(frame, "send_status") is not None:
         send_statuses = Counter(s.strip() or "(blank)" for s in _column(frame, "send_status"))
         sections.append(Section("By send status", "rows", _shares(send_statuses, rows)))
-    sections.append(Section("By status", "sent", _shares(by_status, sent)))
+    if by_status:
+        sections.append(Section("By status", "sent", _shares(by_status, sent)))
     countries, operators = _number_info(frame, sent_mask)
     if any(label != UNKNOWN for label in countries):
         sections.append(Section("By country", "sent", _shares(countries, sent)))
@@ -173,7 +174,7 @@ def summarize(frame: pd.DataFrame) -> ReportSummary:
         delivered=delivered,
         final=final,
         problems=len(problem_rows(frame)),
-        segments_estimated=_total(frame, "segments"),
+        segments_estimated=_total(frame, "segments", _sent_mask(frame, also_planned=True)),
         segments_billed=_total(frame, "seg_num", sent_mask),
         sections=tuple(sections),
     )
@@ -233,9 +234,11 @@ def _column(frame: pd.DataFrame, canonical: str) -> list[str]:
     return ["" if is_blank(v) else str(v) for v in frame[name].tolist()]
 
 
-def _sent_mask(frame: pd.DataFrame) -> pd.Series[bool]:
+def _sent_mask(frame: pd.DataFrame, *, also_planned: bool = False) -> pd.Series[bool]:
+    """Rows the API accepted (with ``also_planned``, or would have: a dry run's rows)."""
+    wanted = {"sent", "planned"} if also_planned else {"sent"}
     if _name(frame, "send_status") is not None:
-        values = [s.strip().lower() == "sent" for s in _column(frame, "send_status")]
+        values = [s.strip().lower() in wanted for s in _column(frame, "send_status")]
     else:
         values = [parse_message_id(v) is not None for v in _column(frame, MESSAGE_ID_COLUMN)]
     return pd.Series(values, index=frame.index, dtype=bool)

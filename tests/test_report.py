@@ -131,7 +131,7 @@ def test_the_report_workbook_matches_the_data(
     assert figures["Still in progress"] == 1
     assert figures["Final status known"] == 199
     assert figures["Segments billed (seg_num)"] == 200
-    assert figures["Segments estimated before sending"] == 200
+    assert figures["Segments estimated (sent and planned rows)"] == 200
     not_delivered = int(truth.drop(["DELIVRD", "ACCEPTD"]).sum())
     assert figures["Problems (see the Problems sheet)"] == 3 + not_delivered
 
@@ -226,6 +226,20 @@ def test_unknown_numbers_and_no_statuses_yet() -> None:
     status = summary.section("By status")
     assert status is not None and status.lines[0].label == "(not checked)"
     assert summary.segments_billed is None and len(problem_rows(frame)) == 0
+
+
+def test_a_dry_run_file_reports_planned_segments_and_no_status_table() -> None:
+    frame = pd.DataFrame(
+        {
+            "recipient": ["77011234567", "77051234567", ""],
+            "send_status": ["planned", "planned", "invalid"],
+            "message_id": ["", "", ""],
+            "segments": ["1", "2", "1"],
+        }
+    )
+    summary = summarize(frame)
+    assert summary.sent == 0 and summary.segments_estimated == 3
+    assert summary.section("By status") is None and summary.problems == 1
 
 
 def test_an_empty_file_has_no_rate(tmp_path: Path) -> None:
