@@ -35,6 +35,7 @@ from openpyxl.utils import get_column_letter
 from phonenumbers import carrier
 
 from mobizon_batch.client import TIMESTAMP_FORMAT
+from mobizon_batch.errors import ConfigError
 from mobizon_batch.status import (
     MESSAGE_ID_COLUMN,
     NOT_FOUND,
@@ -43,6 +44,7 @@ from mobizon_batch.status import (
     locate_columns,
     parse_message_id,
 )
+from mobizon_batch.table import XLSX_MAX_ROWS
 
 DELIVERED = "DELIVRD"
 NOT_CHECKED = "(not checked)"
@@ -316,10 +318,15 @@ def write_report(
     Sheets: Summary (figures, breakdowns and a bar chart of the status
     counts), Messages (every row), Problems (rows needing attention).
     """
-    figures = summary or summarize(frame)
     target = Path(path)
     if target.suffix.lower() != ".xlsx":
         raise ValueError(f"the report is an Excel workbook: name it .xlsx, not {target.name}")
+    if len(frame) >= XLSX_MAX_ROWS:
+        raise ConfigError(
+            f"{len(frame)} rows do not fit on the report's Messages sheet (Excel holds "
+            f"{XLSX_MAX_ROWS - 1} below the header): split the results file"
+        )
+    figures = summary or summarize(frame)
     workbook = Workbook(write_only=True)
     _summary_sheet(workbook.create_sheet("Summary"), figures, source, generated_at)
     _table_sheet(workbook.create_sheet("Messages"), frame)

@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 from openpyxl.chart import BarChart
 
+from mobizon_batch import report
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
+from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import export_frame, export_messages
 from mobizon_batch.report import problem_rows, summarize, write_report
 from mobizon_batch.status import refresh_statuses
@@ -312,3 +314,13 @@ def test_a_results_file_with_clashing_names_is_read_by_position() -> None:
     assert {line.label: line.count for line in status.lines} == {"DELIVRD": 1, "UNDELIV": 1}
     assert {line.label for line in countries.lines} == {"RU", "KZ"}
     assert summary.delivered == 1 and summary.problems == 1
+
+
+def test_too_many_rows_for_a_sheet_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report, "XLSX_MAX_ROWS", 3)
+    frame = pd.DataFrame({"message_id": ["1", "2", "3"]})
+    with pytest.raises(ConfigError, match="3 rows do not fit"):
+        write_report(frame, tmp_path / "r.xlsx")
+    assert not (tmp_path / "r.xlsx").exists()
