@@ -49,6 +49,7 @@ from mobizon_batch.prepare import (
     Plan,
     PlanOptions,
     build_plan,
+    check_options,
     planned_results,
     validation_report,
 )
@@ -400,6 +401,7 @@ def read_input(args: argparse.Namespace) -> InputTable:
 def plan_from_args(args: argparse.Namespace) -> Plan:
     """Read the list and judge every row, with a progress bar on stderr."""
     options = plan_options_from_args(args)
+    check_options(options)  # a bad template or region fails before the list is read
     table = read_input(args)
     with _progress_bar(args, len(table), "checking rows") as bar:
 
@@ -485,7 +487,8 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "-o",
         "--output",
         metavar="REPORT",
-        help="write every row with its line, number, verdict and reason (.csv or .xlsx)",
+        help="write every row: the input columns, then line, recipient, verdict, reason, "
+        "segments, encoding and final_text (.csv or .xlsx)",
     )
     parser.set_defaults(handler=_cmd_validate)
 
@@ -516,7 +519,8 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="send the list (--dry-run: only write the planned results)",
         description="Send one SMS per sendable row and write a results file: the input "
         "columns, then recipient, send_status, message_id, campaign_id, segments, "
-        "error_code, error, sent_at. With --dry-run nothing is sent and send_status "
+        "error_code, error, sent_at (a result column whose name the input already uses "
+        "gets _result appended). With --dry-run nothing is sent and send_status "
         "is planned / invalid / duplicate / opted_out.",
     )
     _add_plan_options(parser)

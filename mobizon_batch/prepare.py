@@ -35,7 +35,7 @@ from mobizon_batch.phones import (
     load_optout,
     normalize_phones,
 )
-from mobizon_batch.table import InputTable
+from mobizon_batch.table import InputTable, gc_paused
 from mobizon_batch.texts import Template, count_segments, parse_template
 
 SENDABLE = "sendable"
@@ -278,13 +278,29 @@ def build_plan(
     Usage errors (unknown column or placeholder, bad region) are raised
     before any row is looked at.
     """
-    region = check_region(options.region)
+    with gc_paused():
+        return _build_plan(table, options, progress)
+
+
+def check_options(options: PlanOptions) -> Template | None:
+    """Raise ConfigError for options that are wrong whatever the list holds.
+
+    Called by ``build_plan``, and by the command line before the list is
+    even read, so a typo in a template costs nothing.  Returns the parsed
+    template, if any.
+    """
+    check_region(options.region)
     if options.max_segments < 1:
         raise ConfigError("--max-segments must be at least 1")
     if options.template is not None and options.text_column is not None:
         raise ConfigError("give either --text-column or --template, not both")
+    return parse_template(options.template) if options.template is not None else None
+
+
+def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | None) -> Plan:
+    template = check_options(options)
+    region = check_region(options.region)
     columns = table.columns
-    template = parse_template(options.template) if options.template is not None else None
     fields: dict[str, str] = {}
     if template is not None:
         for name in template.fields:

@@ -218,3 +218,11 @@ def test_output_may_not_overwrite_the_input(
 def test_quiet_turns_the_progress_bar_off() -> None:
     with _progress_bar(argparse.Namespace(quiet=True), 10, "x") as bar:
         assert bar.disable
+
+
+def test_template_syntax_is_checked_before_the_list_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "validate", str(tmp_path / "missing.csv"), "--template", "{}")
+    assert code == EXIT_USAGE
+    assert "empty placeholder" in err

@@ -310,3 +310,13 @@ def test_validation_report_has_line_verdict_and_reason() -> None:
         [5, KZ1, SENDABLE, ""],
         [6, "", INVALID, "the phone number is too short"],
     ]
+
+
+def test_no_reason_contains_the_separator_used_to_join_reasons() -> None:
+    """Reasons are joined with "; " and split again to count them in the summary."""
+    from mobizon_batch import phones, prepare
+
+    sentences = [getattr(phones, n) for n in dir(phones) if n.startswith("REASON_")]
+    sentences += [phones.reason_not_valid("KZ"), phones.reason_not_valid(None)]
+    sentences += [prepare.REASON_NO_TEXT, prepare.REASON_OPTED_OUT]
+    assert all(prepare.REASON_SEPARATOR not in s for s in sentences)

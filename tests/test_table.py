@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.sheetxml import column_letter
 from mobizon_batch.table import (
     cell_text,
     check_delimiter,
-    column_letter,
     output_format,
     read_table,
     sniff_delimiter,
@@ -100,6 +100,14 @@ def test_empty_rows_are_skipped_and_lines_still_match(tmp_path: Path) -> None:
     table = read_table(path)
     assert table.frame["phone"].tolist() == ["77012345678", "77021112233"]
     assert list(table.source_lines) == [3, 6]
+
+
+def test_blank_lines_before_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "late_header.csv"
+    path.write_text("\n\nphone,text\n77012345678,a\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.columns == ["phone", "text"]
+    assert list(table.source_lines) == [4]
 
 
 def test_ragged_lines(tmp_path: Path) -> None:
@@ -278,7 +286,16 @@ def test_write_csv_utf8_bom_integers_without_fraction(tmp_path: Path) -> None:
 def test_write_csv_with_semicolon(tmp_path: Path) -> None:
     path = tmp_path / "out.csv"
     write_table(pd.DataFrame({"a": ["1;2"], "b": ["x"]}), path, delimiter=";")
-    assert path.read_text(encoding="utf-8-sig") == 'a;b\n"1;2";x\n'
+    assert path.read_bytes().decode("utf-8-sig") == 'a;b\r\n"1;2";x\r\n'
+
+
+def test_write_csv_round_trips_line_breaks(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    texts = ["lone\rreturn", "two\nlines", "crlf\r\nend", 'quote " and , comma']
+    write_table(pd.DataFrame({"phone": ["1", "2", "3", "4"], "text": texts}), path)
+    table = read_table(path)
+    assert table.frame["text"].tolist() == texts
+    assert list(table.source_lines) == [2, 4, 6, 8]
 
 
 def test_write_xlsx_keeps_text_as_text(tmp_path: Path) -> None:
@@ -321,7 +338,7 @@ def test_write_replaces_atomically_and_keeps_permissions(tmp_path: Path) -> None
     path.write_text("old", encoding="utf-8")
     os.chmod(path, 0o640)
     write_table(pd.DataFrame({"a": ["new"]}), path)
-    assert path.read_text(encoding="utf-8-sig") == "a\nnew\n"
+    assert path.read_bytes().decode("utf-8-sig") == "a\r\nnew\r\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     fresh = tmp_path / "fresh.xlsx"
     write_table(pd.DataFrame({"a": ["x"]}), fresh)
@@ -339,3 +356,17 @@ def test_write_errors_are_usage_errors(tmp_path: Path) -> None:
 
 def test_column_letters() -> None:
     assert [column_letter(i) for i in (0, 25, 26, 701, 702)] == ["A", "Z", "AA", "ZZ", "AAA"]
+
+
+def test_write_xlsx_other_values_as_text(tmp_path: Path) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    path = tmp_path / "other.xlsx"
+    frame = pd.DataFrame(
+        {"when": [dt.datetime(2024, 5, 1, 10, 30)], "money": [Decimal("1.50")], "ok": [True]}
+    )
+    write_table(frame, path)
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet is not None
+    assert [c.value for c in sheet[2]] == ["2024-05-01 10:30:00", "1.50", True]
