@@ -36,6 +36,7 @@ from phonenumbers import carrier
 
 from mobizon_batch.client import TIMESTAMP_FORMAT
 from mobizon_batch.errors import ConfigError
+from mobizon_batch.sheetxml import XLSX_MAX_ROWS
 from mobizon_batch.status import (
     MESSAGE_ID_COLUMN,
     NOT_FOUND,
@@ -44,7 +45,6 @@ from mobizon_batch.status import (
     locate_columns,
     parse_message_id,
 )
-from mobizon_batch.table import XLSX_MAX_ROWS
 
 DELIVERED = "DELIVRD"
 NOT_CHECKED = "(not checked)"
