@@ -17,15 +17,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
+import openpyxl
 from tqdm import tqdm
 
 from mobizon_batch import __version__
 from mobizon_batch.client import MobizonClient, RedactingFilter, redact
-from mobizon_batch.config import ENV_API_KEY, api_settings
+from mobizon_batch.config import ENV_API_KEY, api_settings, parse_duration
 from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
 from mobizon_batch.errors import (
     ApiError,
@@ -45,6 +47,14 @@ from mobizon_batch.journal import (
     PlanEntry,
     default_journal_path,
 )
+from mobizon_batch.listing import (
+    SORT_FIELDS,
+    ListFilter,
+    export_frame,
+    export_messages,
+    parse_moment,
+    parse_sort,
+)
 from mobizon_batch.prepare import (
     DEFAULT_MAX_SEGMENTS,
     INVALID,
@@ -54,6 +64,8 @@ from mobizon_batch.prepare import (
     check_options,
     validation_report,
 )
+from mobizon_batch.ratelimit import RateLimiter
+from mobizon_batch.report import ReportSummary, summarize, write_report
 from mobizon_batch.results import dry_run_results, send_results
 from mobizon_batch.retries import call_read
 from mobizon_batch.send import (
@@ -62,6 +74,16 @@ from mobizon_batch.send import (
     SendProgress,
     SendSummary,
     check_deferred_to,
+)
+from mobizon_batch.status import (
+    MESSAGE_ID_COLUMN,
+    NOT_FOUND,
+    RefreshResult,
+    WaitResult,
+    locate_columns,
+    refresh_statuses,
+    wait_until_final,
+    with_integer_cells,
 )
 from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
 
@@ -72,6 +94,9 @@ EXIT_INPUT = 3
 EXIT_INCOMPLETE = 4
 EXIT_ABORTED = 5
 EXIT_INTERRUPTED = 130
+
+DEFAULT_READ_RATE = 10.0
+DEFAULT_WAIT_INTERVAL = 60.0
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -102,20 +127,29 @@ def error_sentence(exc: BaseException) -> str:
     return text
 
 
-def _setup_logging(verbosity: int, stream: TextIO) -> None:
-    """Log to stderr through a filter that removes the API key from every line."""
+@contextmanager
+def _logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
+    """Log to ``stream`` through a filter that removes the API key from every line.
+
+    Everything is put back on the way out, so that ``main()`` called from a
+    script (or a job run) leaves the caller's logging as it found it.
+    """
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "")]))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        if getattr(old, "_mobizon_batch", False):
-            root.removeHandler(old)
-    handler._mobizon_batch = True  # type: ignore[attr-defined]
+    root, urllib3_log = logging.getLogger(), logging.getLogger("urllib3")
+    saved = (root.level, log.level, urllib3_log.level)
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
+    root.setLevel(min(root.level or logging.WARNING, logging.WARNING))
     log.setLevel(logging.DEBUG if verbosity >= 1 else logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    urllib3_log.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        log.setLevel(saved[1])
+        urllib3_log.setLevel(saved[2])
 
 
 def _client_from_env(args: argparse.Namespace, *, pool_size: int = 4) -> MobizonClient:
@@ -257,6 +291,13 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--moderation", action="store_true", help="answer sends as awaiting moderation"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for faults and final statuses")
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with N messages already sent (for benchmarks; ids are printed)",
+    )
     parser.set_defaults(handler=_cmd_emulator)
 
 
@@ -276,7 +317,10 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     faults = (config.fault_503, config.fault_drop_before, config.fault_drop_after)
     if sum(faults) + config.fault_999_after > 1.0:
         raise ConfigError("the fault shares add up to more than 1")
+    if args.preload < 0:
+        raise ConfigError("--preload must not be negative")
     emulator = MobizonEmulator(config, host=args.host, port=args.port)
+    preloaded = emulator.preload(args.preload) if args.preload else None
     try:
         url = emulator.start()
     except OSError as exc:
@@ -284,6 +328,11 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
     print(f"Mobizon emulator listening on {url}", flush=True)
     print(f"  export MOBIZON_API_URL={url}", flush=True)
     print(f"  export MOBIZON_API_KEY={config.api_key or 'any-key'}", flush=True)
+    if preloaded:
+        print(
+            f"  preloaded {len(preloaded)} messages: ids {preloaded[0]}-{preloaded[-1]}",
+            flush=True,
+        )
     print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
     emulator.serve_forever()
     return EXIT_OK
@@ -804,10 +853,389 @@ def _send_exit_code(summary: SendSummary) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------ status, list, report
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_duration(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than zero")
+    return seconds
+
+
+def _add_read_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that only read from the API."""
+    _add_api_options(parser)
+    parser.add_argument(
+        "--rate",
+        type=_non_negative,
+        default=DEFAULT_READ_RATE,
+        metavar="PER_SECOND",
+        help=f"API calls per second at most (default: {DEFAULT_READ_RATE:g}; 0: no limit); "
+        "halved for a while whenever the API says it is too fast",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _count_bar(args: argparse.Namespace, unit: str, description: str) -> tqdm[NoReturn]:
+    """A bar whose total is learned on the way; hidden as ``_progress_bar``'s is."""
+    return tqdm(
+        total=0,
+        unit=unit,
+        desc=description,
+        file=sys.stderr,
+        disable=True if args.quiet else None,
+        leave=False,
+    )
+
+
+def _format_duration(seconds: float) -> str:
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h"] if hours else []
+    parts += [f"{minutes}m"] if minutes else []
+    return "".join(parts) + (f"{secs}s" if secs or not parts else "")
+
+
+def _add_status(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "status",
+        help="fill in delivery statuses of a results file",
+        description="Ask Mobizon (GetSMSStatus, 100 ids a call) about every row of RESULTS "
+        "whose status is not final yet, and write the status columns back into the file "
+        "(every other column is left as it was). Any CSV or XLSX with a message_id column "
+        "will do. Exit 0 when the check succeeded (with --wait: when every row became "
+        "final), 4 when --wait ran out with rows still not final.",
+    )
+    parser.add_argument("results", metavar="RESULTS", help="results file (.csv or .xlsx)")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write here instead of back into RESULTS"
+    )
+    parser.add_argument("--sheet", metavar="NAME", help="the worksheet to read (XLSX)")
+    parser.add_argument(
+        "--wait",
+        type=_duration,
+        metavar="DURATION",
+        help="ask again until every row is final or this long has passed "
+        "(90s, 15m, 2h, 1h30m, 1d); statuses can take up to a day",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_positive_duration,
+        metavar="DURATION",
+        help="first pause between checks with --wait (default: 1m); each pause is "
+        "half again as long as the one before, up to 15m",
+    )
+    _add_read_options(parser)
+    parser.set_defaults(handler=_cmd_status)
+
+
+class _StatusProgress:
+    """Turns the status pass's callbacks into a progress bar and saves of the file.
+
+    The file is written whenever something was learned since the last write:
+    after each round of a ``--wait`` (so a long wait keeps it current), at
+    the end, and on an error or Ctrl-C part way (what was learned is kept).
+    """
+
+    def __init__(self, bar: tqdm[NoReturn], waiting: bool, write: Callable[[], None]) -> None:
+        self.bar = bar
+        self.waiting = waiting
+        self.write = write
+        self.rounds = 0
+        self.writes = 0
+        self._unsaved = False
+
+    def on_call(self, result: RefreshResult) -> None:
+        self._unsaved = True
+        if not self.waiting:
+            self.bar.total = result.to_ask
+            self.bar.n = result.asked
+            self.bar.refresh()
+
+    def on_round(self, result: RefreshResult) -> None:
+        self.rounds += 1
+        self.bar.total = result.with_id
+        self.bar.n = result.final
+        self.bar.set_postfix_str(f"round {self.rounds}, {result.calls} calls")
+        self.save()
+
+    def save(self, *, even_unchanged: bool = False) -> bool:
+        if not (self._unsaved or even_unchanged):
+            return False
+        self.write()
+        self.writes += 1
+        self._unsaved = False
+        return True
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    if args.interval is not None and args.wait is None:
+        raise ConfigError("--interval only applies with --wait")
+    table = read_table(args.results, sheet=args.sheet)
+    frame = table.frame
+    if MESSAGE_ID_COLUMN not in locate_columns(frame.columns):
+        found = ", ".join(str(c) for c in frame.columns) or "none"
+        raise InputError(
+            f"{args.results} has no {MESSAGE_ID_COLUMN} column, so there is nothing to ask "
+            f"about (columns found: {found})"
+        )
+    output = args.output or args.results
+    check_output_path(output)
+    if table.format == "xlsx" and not args.output:
+        _refuse_to_drop_sheets(table)
+    limiter = RateLimiter(args.rate)
+    waiting = args.wait is not None
+
+    def write() -> None:
+        write_table(with_integer_cells(frame), output, sheet_name=_sheet_name(table, args.sheet))
+
+    with (
+        _client_from_env(args) as client,
+        _count_bar(args, "row" if waiting else "id", "final" if waiting else "checked") as bar,
+    ):
+        progress = _StatusProgress(bar, waiting, write)
+        outcome: WaitResult | None = None
+        try:
+            if waiting:
+                outcome = wait_until_final(
+                    frame,
+                    client,
+                    timeout=args.wait,
+                    interval=args.interval or DEFAULT_WAIT_INTERVAL,
+                    limiter=limiter,
+                    progress=progress.on_call,
+                    on_round=progress.on_round,
+                )
+                result = outcome.last
+            else:
+                result = refresh_statuses(frame, client, limiter=limiter, progress=progress.on_call)
+        except BaseException:
+            if progress.save():
+                print(f"Saved the statuses received so far to {output}", file=sys.stderr)
+            raise
+        progress.save(even_unchanged=bool(args.output) and not progress.writes)
+    _report_refresh(result, outcome)
+    if progress.writes:
+        print(f"Wrote {output}")
+    if outcome is not None and not outcome.all_final:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
 def _say(args: argparse.Namespace, line: str) -> None:
     """A line for people: stdout, or nothing with --quiet."""
     if not getattr(args, "quiet", False):
         print(line)
+
+
+def _refuse_to_drop_sheets(table: InputTable) -> None:
+    """Writing a workbook back keeps one sheet: refuse when that would lose others."""
+    workbook = openpyxl.load_workbook(table.path, read_only=True)
+    try:
+        names = workbook.sheetnames
+    finally:
+        workbook.close()
+    if len(names) > 1:
+        raise ConfigError(
+            f"{table.path.name} has {len(names)} sheets ({', '.join(names)}); writing the "
+            f"statuses back into it would keep only {table.sheet!r}: give -o OTHER.xlsx"
+        )
+
+
+def _sheet_name(table: InputTable, sheet: str | None) -> str:
+    return sheet or getattr(table, "sheet", None) or "Results"
+
+
+def _report_refresh(result: RefreshResult, outcome: WaitResult | None) -> None:
+    if result.skipped:
+        examples = "; ".join(result.skipped_examples)
+        print(
+            f"warning: {result.skipped} message_id cell(s) are not message ids and were "
+            f"skipped ({examples})",
+            file=sys.stderr,
+        )
+    if not result.with_id:
+        print("No row has a message id: nothing to check.")
+        return
+    if outcome is None:
+        asked = f"Asked about {result.asked} id(s) in {result.calls} call(s)"
+        if not result.to_ask:
+            asked = "Every row with a message id is final already: nothing to ask"
+    else:
+        asked = (
+            f"Checked {outcome.rounds} time(s) over {_format_duration(outcome.waited)}, "
+            f"{outcome.calls} call(s) in all"
+        )
+    print(
+        f"{asked}. Rows with an id: {result.with_id}, final: {result.final}, "
+        f"not final: {result.not_final}."
+    )
+    counts = sorted(result.by_status.items(), key=lambda item: (-item[1], item[0]))
+    print("  " + ", ".join(f"{status} {count}" for status, count in counts))
+    if result.not_found:
+        print(
+            f"warning: Mobizon does not know {result.not_found} of the ids (marked "
+            f"{NOT_FOUND}): from another account, or mistyped?",
+            file=sys.stderr,
+        )
+    if outcome is not None and result.pending:
+        print(
+            f"{result.pending} row(s) still not final when --wait ran out; "
+            f"run 'status' again later.",
+            file=sys.stderr,
+        )
+    elif outcome is not None and result.not_found:
+        print(
+            "Stopped waiting: the only rows left are ids Mobizon does not know.",
+            file=sys.stderr,
+        )
+
+
+def _add_list(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "list",
+        help="export sent messages (Message/List) to CSV or XLSX",
+        description="Export every page of Mobizon's message list (100 a page) with the "
+        "filters given. Times are the account's local time: 2026-11-28, "
+        "'2026-11-28 14:30', or a duration back from now (2h, 1d).",
+    )
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help=".csv or .xlsx")
+    parser.add_argument("--since", metavar="WHEN", help="campaigns created at or after this")
+    parser.add_argument(
+        "--until", metavar="WHEN", help="campaigns created at or before this (a date: its end)"
+    )
+    parser.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="STATUS",
+        help="only this status (DELIVRD, UNDELIV, ...); repeat or separate with commas",
+    )
+    parser.add_argument("--to", metavar="DIGITS", help="recipients containing these digits")
+    parser.add_argument("--from-name", metavar="NAME", help="only this sender name")
+    parser.add_argument("--text", metavar="TEXT", help="only this exact text")
+    parser.add_argument(
+        "--campaign-ids", metavar="ID,ID", help="only these campaigns (at most 100)"
+    )
+    parser.add_argument(
+        "--sort",
+        metavar="FIELD[:desc]",
+        help=f"order of the rows: {', '.join(SORT_FIELDS.values())}",
+    )
+    _add_read_options(parser)
+    parser.set_defaults(handler=_cmd_list)
+
+
+def _list_filter(args: argparse.Namespace) -> ListFilter:
+    now = datetime.now()
+    statuses = [s.strip() for given in args.status for s in given.split(",") if s.strip()]
+    campaign_ids: list[int] = []
+    for part in (args.campaign_ids or "").split(","):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit():
+            raise ConfigError(f"--campaign-ids: {part.strip()!r} is not a campaign id")
+        campaign_ids.append(int(part))
+    return ListFilter(
+        since=parse_moment(args.since, now=now) if args.since else None,
+        until=parse_moment(args.until, now=now, end_of_day=True) if args.until else None,
+        statuses=tuple(statuses),
+        to=args.to,
+        from_name=args.from_name,
+        text=args.text,
+        campaign_ids=tuple(campaign_ids),
+    )
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    check_output_path(args.output)
+    filters = _list_filter(args)
+    filters.criteria()  # refuse bad filters before any call
+    sort = parse_sort(args.sort) if args.sort else None
+    with (
+        _client_from_env(args) as client,
+        _count_bar(args, "msg", "listing") as bar,
+    ):
+
+        def progress(rows: int, total: int) -> None:
+            bar.total = total
+            bar.n = rows
+            bar.refresh()
+
+        export = export_messages(
+            client, filters, sort=sort, limiter=RateLimiter(args.rate), progress=progress
+        )
+    write_table(export_frame(export.items), args.output, sheet_name="Messages")
+    print(f"Exported {len(export.items)} message(s) in {export.pages} page(s) to {args.output}.")
+    if export.changed:
+        print(
+            f"warning: the list changed while it was being read: Mobizon counted "
+            f"{export.total_first} at the start and {export.total_last} at the end, and "
+            f"{len(export.items)} row(s) were written"
+            + (f" ({export.duplicates} seen twice were written once)" if export.duplicates else "")
+            + ". Run it again, or bound it with --until, for a consistent snapshot.",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="build an XLSX delivery report from a results file",
+        description="Summarize RESULTS (rows by send status and by status, delivery rate, "
+        "segments, countries and operators) into a workbook with a Summary sheet and "
+        "chart, a Messages sheet and a Problems sheet; print the summary too. "
+        "No network.",
+    )
+    parser.add_argument("results", metavar="RESULTS", help="results file (.csv or .xlsx)")
+    parser.add_argument("-o", "--output", required=True, metavar="REPORT.xlsx")
+    parser.add_argument("--sheet", metavar="NAME", help="the worksheet to read (XLSX)")
+    parser.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    if Path(args.output).suffix.lower() != ".xlsx":
+        raise ConfigError(f"-o {args.output}: the report is a workbook, name it .xlsx")
+    check_output_path(args.output)
+    frame = read_table(args.results, sheet=args.sheet).frame
+    summary = summarize(frame)
+    write_report(frame, args.output, summary=summary, source=Path(args.results).name)
+    for line in format_summary(summary):
+        print(line)
+    print(f"Wrote {args.output} (sheets: Summary, Messages, Problems)")
+    return EXIT_OK
+
+
+def format_summary(summary: ReportSummary) -> list[str]:
+    """The report's summary as aligned lines for the terminal."""
+
+    def number(value: int | float | None, percent: bool) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.1%}" if percent else f"{value:,}"
+
+    labels = [label for label, _, _ in summary.key_figures()]
+    labels += [line.label for section in summary.sections for line in section.lines]
+    width = max([len(label) for label in labels] + [24]) + 2
+    lines = ["Summary"]
+    for label, value, percent in summary.key_figures():
+        lines.append(f"  {label:<{width}}{number(value, percent):>10}")
+    for section in summary.sections:
+        lines.append("")
+        lines.append(f"{section.title:<{width + 2}}{'rows':>10}  share of {section.of}")
+        for line in section.lines:
+            lines.append(f"  {line.label:<{width}}{line.count:>10,}  {line.share:>7.1%}")
+    return lines
 
 
 # -------------------------------------------------------------------- main
@@ -828,7 +1256,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="more detail in logs; show the traceback of an internal error (-vv: HTTP too)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_validate, _add_send, _add_balance, _add_emulator):
+    for add in (
+        _add_validate,
+        _add_send,
+        _add_balance,
+        _add_emulator,
+        _add_status,
+        _add_list,
+        _add_report,
+    ):
         add(commands)
     return parser
 
@@ -843,10 +1279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    _setup_logging(args.verbose, sys.stderr)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _logging_to(sys.stderr, args.verbose):
+            return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

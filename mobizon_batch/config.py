@@ -9,6 +9,7 @@ one rule, here, rather than a lookup spread over the commands.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -89,3 +90,30 @@ def api_settings(
         )
     url = first_given(url_flag, env.get(ENV_API_URL) or None, job_url, default=DEFAULT_API_URL)
     return ApiSettings(api_key=key, api_url=normalize_api_url(url))
+
+
+# ---------------------------------------------------------------- durations
+
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION_UNITS = (86400, 3600, 60, 1)
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``2h``, ``1h30m``, ``1d`` → seconds.
+
+    Why a unit is required: ``--wait 2`` could mean two seconds or two hours,
+    and guessing wrong either spins or blocks a nightly job; so a bare number
+    is refused along with anything else that is not days, hours, minutes and
+    seconds in that order.
+    """
+    value = text.strip().lower()
+    match = _DURATION.fullmatch(value)
+    if not value or match is None or not any(match.groups()):
+        raise ConfigError(f"{text!r} is not a duration: write it like 90s, 15m, 2h, 1h30m or 1d")
+    return float(
+        sum(
+            int(part) * unit
+            for part, unit in zip(match.groups(), _DURATION_UNITS, strict=True)
+            if part
+        )
+    )

@@ -256,6 +256,40 @@ class MobizonEmulator:
         with self._lock:
             self._state.calls.clear()
 
+    def preload(
+        self, count: int, *, prefix: str = "7701", text: str = "Preloaded message"
+    ) -> range:
+        """Create ``count`` messages at once, as if sent now; return their ids.
+
+        A test-support hook, not part of the API: the status-pass benchmark
+        needs 100,000 sent messages, and sending them one HTTP call at a time
+        would take longer than the thing it measures.  The messages are the
+        same as sent ones (ids in sequence, a fate each, balance charged);
+        recipients are ``prefix`` followed by a 7-digit counter.
+        """
+        now = self.clock()
+        seg_num = max(count_segments(text).segments, 1)
+        with self._lock:
+            state = self._state
+            first = state.next_message_id
+            for index in range(count):
+                message = EmulatedMessage(
+                    id=state.next_message_id,
+                    campaign_id=state.next_campaign_id,
+                    to=f"{prefix}{index % 10_000_000:07d}",
+                    text=text,
+                    sender="Mobizon",
+                    seg_num=seg_num,
+                    created=now,
+                )
+                message.final_status, message.step_seconds = self._fate(message)
+                state.next_message_id += 1
+                state.next_campaign_id += 1
+                state.messages.append(message)
+                state.by_id[message.id] = message
+            self._balance -= self.config.price_per_segment * seg_num * count
+        return range(first, first + count)
+
     def status_of(self, message: EmulatedMessage, now: float | None = None) -> dict[str, Any]:
         """Status fields of ``message`` at ``now`` (default: the clock)."""
         return _status_at(message, self.clock() if now is None else now)

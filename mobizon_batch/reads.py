@@ -1,0 +1,113 @@
+"""The retry policy for read-only API calls (GetSMSStatus, Message/List).
+
+Why reads get their own, looser policy than sends: a read changes nothing on
+the server, so asking again after a lost answer can never cost money or
+deliver an SMS twice.  The send pass must never repeat a request whose answer
+was lost (``AnswerLost``); a read may, and should, because the status pass
+of a 100,000-row file would otherwise die on one dropped connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from mobizon_batch.errors import ConcurrentSave, RateLimited, ServiceError, TransportError
+from mobizon_batch.ratelimit import RateLimiter
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """How often and how patiently a read is repeated.
+
+    Waits grow exponentially from ``initial_wait`` with full jitter (so many
+    clients that failed together do not come back together), capped at
+    ``max_wait``; after ``attempts`` tries the last error is raised as is.
+    ``sleep`` is injectable so tests retry instantly.
+    """
+
+    attempts: int = 6
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+def should_retry_read(exc: BaseException) -> bool:
+    """Whether a failed read is worth repeating.
+
+    Decision, case by case (compare the send pass, which retries only
+    ``NotSent``):
+    - ``NotSent`` and ``AnswerLost`` alike: for a read it does not matter
+      whether the server acted; the answer is what we want.
+    - Code 30 (``RateLimited``): yes, after slowing the limiter (done by
+      ``call_read``); this is the provider asking us to wait.
+    - Codes 10, 3 and 999: transient trouble on the provider's side, and a
+      repeated read is harmless.
+    - Everything else (bad key, blocked account, a parameter the API refuses,
+      our own bugs): no — repeating gives the same answer, only later.
+    """
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, RateLimited | ConcurrentSave | ServiceError)
+
+
+def call_read(
+    read: Callable[[], T],
+    *,
+    limiter: RateLimiter | None = None,
+    policy: ReadPolicy | None = None,
+) -> T:
+    """Run ``read`` under the limiter, repeating it as ``should_retry_read`` says.
+
+    Each attempt takes a slot from ``limiter``; a code 30 halves its rate
+    before the backoff wait, so the next attempts come slower for everyone
+    sharing the limiter.
+    """
+    rules = policy or ReadPolicy()
+
+    def attempt() -> T:
+        if limiter is not None:
+            limiter.acquire()
+        try:
+            return read()
+        except RateLimited:
+            if limiter is not None:
+                limiter.slow_down()
+            raise
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(rules.attempts, 1)),
+        wait=wait_random_exponential(multiplier=rules.initial_wait, max=rules.max_wait),
+        retry=retry_if_exception(should_retry_read),
+        sleep=rules.sleep,
+        reraise=True,
+        before_sleep=_log_retry,
+    )
+    return retrying(attempt)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    pause = state.next_action.sleep if state.next_action is not None else 0.0
+    log.info(
+        "read failed (attempt %d: %s); trying again in %.1f s",
+        state.attempt_number,
+        error,
+        pause,
+    )

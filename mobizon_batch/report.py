@@ -1,0 +1,463 @@
+"""The delivery summary of a results file, and the XLSX report built from it.
+
+Why the summary is an object and the workbook a rendering of it: the same
+figures go to the terminal (printed by ``cli.py``) and to the Summary sheet,
+and they must agree to the row.  ``summarize`` computes them once from the
+table; ``write_report`` lays them out for people who would rather look than
+read: a Summary sheet with a chart of the status counts, every row on a
+Messages sheet, and the rows that need attention, with a reason each, on a
+Problems sheet.
+
+Shares and the delivery rate are stored as numbers with a percent format,
+never as text, so that a spreadsheet (or a test) can compute with them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.chart import BarChart, Reference
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from phonenumbers import carrier
+
+from mobizon_batch.client import TIMESTAMP_FORMAT
+from mobizon_batch.errors import ConfigError
+from mobizon_batch.sheetxml import XLSX_MAX_ROWS
+from mobizon_batch.status import (
+    MESSAGE_ID_COLUMN,
+    NOT_FOUND,
+    is_blank,
+    is_final,
+    locate_columns,
+    parse_message_id,
+)
+
+DELIVERED = "DELIVRD"
+NOT_CHECKED = "(not checked)"
+UNKNOWN = "(unknown)"
+PERCENT_FORMAT = "0.0%"
+#: send_status values that need someone's attention, with the default reason.
+SEND_PROBLEMS = {
+    "invalid": ("invalid", "the number could not be used"),
+    "failed": ("failed", "the API refused the message"),
+    "unknown": ("unknown", "the send's answer was lost and it could not be reconciled"),
+}
+#: final (or missing) statuses that mean "not delivered", with a reason for people.
+STATUS_PROBLEMS = {
+    "UNDELIV": (
+        "undelivered",
+        "the operator could not deliver it (phone off or out of reach, number not in service)",
+    ),
+    "REJECTD": (
+        "rejected",
+        "rejected by the operator or Mobizon (sender name, content, or a blocked number)",
+    ),
+    "EXPIRED": ("expired", "not delivered before its validity period ran out"),
+    "DELETED": ("deleted", "the message was deleted before delivery"),
+    NOT_FOUND: ("not found", "Mobizon does not know this message id (another account?)"),
+}
+# The write-only sheets are typed ``Any``: they gain column_dimensions,
+# auto_filter and add_chart at run time, which the openpyxl stubs do not know.
+Sheet = Any
+
+#: result columns written as numbers on the Messages sheet; every other cell stays text.
+INTEGER_COLUMNS = frozenset(
+    {"message_id", "campaign_id", "segments", "seg_num", "error_code", "segUserBuy"}
+)
+
+
+@dataclass(frozen=True)
+class Share:
+    """One line of a breakdown: how many rows, and their share of the whole (0-1)."""
+
+    label: str
+    count: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled breakdown; ``of`` says what the shares are shares of."""
+
+    title: str
+    of: str
+    lines: tuple[Share, ...]
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """Every figure of the report, computed once.
+
+    ``sent`` counts rows the API accepted (``send_status`` = ``sent``, or,
+    in a file without that column, rows with a message id); the status
+    breakdown and the delivery rate are among those rows.
+    """
+
+    rows: int
+    sent: int
+    delivered: int
+    final: int
+    problems: int
+    segments_estimated: int | None
+    segments_billed: int | None
+    sections: tuple[Section, ...]
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return self.delivered / self.sent if self.sent else None
+
+    @property
+    def in_progress(self) -> int:
+        return self.sent - self.final
+
+    def key_figures(self) -> list[tuple[str, int | float | None, bool]]:
+        """``(label, value, is_percent)`` in the order they are shown."""
+        return [
+            ("Rows in the file", self.rows, False),
+            ("Sent", self.sent, False),
+            ("Delivered (DELIVRD)", self.delivered, False),
+            ("Delivery rate among sent", self.delivery_rate, True),
+            ("Final status known", self.final, False),
+            ("Still in progress", self.in_progress, False),
+            ("Problems (see the Problems sheet)", self.problems, False),
+            ("Segments billed (seg_num)", self.segments_billed, False),
+            ("Segments estimated (sent and planned rows)", self.segments_estimated, False),
+        ]
+
+    def section(self, title: str) -> Section | None:
+        return next((s for s in self.sections if s.title == title), None)
+
+
+# ---------------------------------------------------------------- summary
+
+
+def summarize(frame: pd.DataFrame) -> ReportSummary:
+    """The figures of ``frame`` (a results file, a list export, any table with statuses)."""
+    rows = len(frame)
+    sent_mask = _sent_mask(frame)
+    sent = int(sent_mask.sum())
+    statuses = _column(frame, "status")
+    sent_statuses = [
+        s.strip() or NOT_CHECKED for s, on in zip(statuses, sent_mask, strict=True) if on
+    ]
+    by_status = Counter(sent_statuses)
+    delivered = sum(n for s, n in by_status.items() if s.upper() == DELIVERED)
+    final = sum(n for s, n in by_status.items() if is_final(s))
+
+    sections = []
+    if _name(frame, "send_status") is not None:
+        send_statuses = Counter(s.strip() or "(blank)" for s in _column(frame, "send_status"))
+        sections.append(Section("By send status", "rows", _shares(send_statuses, rows)))
+    if by_status:
+        sections.append(Section("By status", "sent", _shares(by_status, sent)))
+    countries, operators = _number_info(frame, sent_mask)
+    if any(label != UNKNOWN for label in countries):
+        sections.append(Section("By country", "sent", _shares(countries, sent)))
+    if any(label != UNKNOWN for label in operators):
+        sections.append(Section("By operator", "sent", _shares(operators, sent)))
+
+    return ReportSummary(
+        rows=rows,
+        sent=sent,
+        delivered=delivered,
+        final=final,
+        problems=len(problem_rows(frame)),
+        segments_estimated=_total(frame, "segments", _sent_mask(frame, also_planned=True)),
+        segments_billed=_total(frame, "seg_num", sent_mask),
+        sections=tuple(sections),
+    )
+
+
+def problem_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows that need attention, with ``row``, ``problem`` and ``reason`` in front.
+
+    ``row`` is the row's number in a spreadsheet (the header is row 1).
+    """
+    send_statuses = _column(frame, "send_status")
+    statuses = _column(frame, "status")
+    errors = _column(frame, "error")
+    codes = _column(frame, "error_code")
+    positions: list[int] = []
+    problems: list[str] = []
+    reasons: list[str] = []
+    for position in range(len(frame)):
+        send_status = send_statuses[position].strip().lower()
+        status = statuses[position].strip().upper()
+        if send_status in SEND_PROBLEMS:
+            problem, reason = SEND_PROBLEMS[send_status]
+            given = errors[position].strip()
+            code = codes[position].strip()
+            if given:
+                reason = f"{given} (code {code})" if code else given
+        elif status in STATUS_PROBLEMS:
+            problem, reason = STATUS_PROBLEMS[status]
+        else:
+            continue
+        positions.append(position)
+        problems.append(problem)
+        reasons.append(reason)
+    chosen = frame.iloc[positions].reset_index(drop=True)
+    front = pd.DataFrame(
+        {
+            "row": [str(p + 2) for p in positions],
+            "problem": problems,
+            "reason": reasons,
+        }
+    )
+    return pd.concat(
+        [front, chosen.drop(columns=["row", "problem", "reason"], errors="ignore")], axis=1
+    )
+
+
+def _name(frame: pd.DataFrame, canonical: str) -> str | None:
+    """The column that holds ``canonical`` here (a results file may suffix ours), or None."""
+    name = locate_columns(frame.columns).get(canonical, canonical)
+    return name if name in frame.columns else None
+
+
+def _column(frame: pd.DataFrame, canonical: str) -> list[str]:
+    name = _name(frame, canonical)
+    if name is None:
+        return [""] * len(frame)
+    return ["" if is_blank(v) else str(v) for v in frame[name].tolist()]
+
+
+def _sent_mask(frame: pd.DataFrame, *, also_planned: bool = False) -> pd.Series[bool]:
+    """Rows the API accepted (with ``also_planned``, or would have: a dry run's rows)."""
+    wanted = {"sent", "planned"} if also_planned else {"sent"}
+    if _name(frame, "send_status") is not None:
+        values = [s.strip().lower() in wanted for s in _column(frame, "send_status")]
+    else:
+        values = [parse_message_id(v) is not None for v in _column(frame, MESSAGE_ID_COLUMN)]
+    return pd.Series(values, index=frame.index, dtype=bool)
+
+
+def _shares(counts: Counter[str], whole: int) -> tuple[Share, ...]:
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Share(label, count, count / whole if whole else 0.0) for label, count in ordered)
+
+
+def _total(frame: pd.DataFrame, name: str, mask: pd.Series[bool] | None = None) -> int | None:
+    if _name(frame, name) is None:
+        return None
+    values = _column(frame, name)
+    wanted = mask.tolist() if mask is not None else [True] * len(values)
+    numbers = [_number(v) for v, on in zip(values, wanted, strict=True) if on and v.strip()]
+    whole = [int(n) for n in numbers if n is not None]
+    return sum(whole) if whole else None
+
+
+def _number_info(
+    frame: pd.DataFrame, sent_mask: pd.Series[bool]
+) -> tuple[Counter[str], Counter[str]]:
+    """Country and operator of each sent row: from a list export's columns, else the number."""
+    countries: Counter[str] = Counter()
+    operators: Counter[str] = Counter()
+    given_country = _column(frame, "countryA2")
+    given_operator = _column(frame, "operatorName")
+    recipients = _column(frame, "recipient")
+    for position, on in enumerate(sent_mask):
+        if not on:
+            continue
+        country, operator = given_country[position].strip(), given_operator[position].strip()
+        if not (country and operator):
+            looked_up = _lookup(recipients[position].strip())
+            country = country or looked_up[0]
+            operator = operator or looked_up[1]
+        countries[country or UNKNOWN] += 1
+        operators[operator or UNKNOWN] += 1
+    return countries, operators
+
+
+@functools.lru_cache(maxsize=65536)
+def _lookup(number: str) -> tuple[str, str]:
+    """Region code and original carrier of an international number (digits), else blanks.
+
+    The carrier is the one the number range was allocated to: a ported number
+    shows its first operator, so the report labels it "operator (by number)".
+    """
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if not digits:
+        return "", ""
+    try:
+        parsed = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return "", ""
+    region = phonenumbers.region_code_for_number(parsed) or ""
+    operator = carrier.name_for_number(parsed, "en") or ""
+    return ("" if region == "ZZ" else region), operator
+
+
+# ---------------------------------------------------------------- workbook
+
+
+def write_report(
+    frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    summary: ReportSummary | None = None,
+    source: str = "",
+    generated_at: datetime | None = None,
+) -> ReportSummary:
+    """Write the report workbook to ``path`` atomically; return its summary.
+
+    Sheets: Summary (figures, breakdowns and a bar chart of the status
+    counts), Messages (every row), Problems (rows needing attention).
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".xlsx":
+        raise ValueError(f"the report is an Excel workbook: name it .xlsx, not {target.name}")
+    if len(frame) >= XLSX_MAX_ROWS:
+        raise ConfigError(
+            f"{len(frame)} rows do not fit on the report's Messages sheet (Excel holds "
+            f"{XLSX_MAX_ROWS - 1} below the header): split the results file"
+        )
+    figures = summary or summarize(frame)
+    workbook = Workbook(write_only=True)
+    _summary_sheet(workbook.create_sheet("Summary"), figures, source, generated_at)
+    _table_sheet(workbook.create_sheet("Messages"), frame)
+    _table_sheet(workbook.create_sheet("Problems"), problem_rows(frame))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or Path(".")
+    )
+    os.close(handle)
+    try:
+        workbook.save(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return figures
+
+
+def _summary_sheet(
+    sheet: Sheet,
+    summary: ReportSummary,
+    source: str,
+    generated_at: datetime | None,
+) -> None:
+    bold = Font(bold=True)
+    sheet.column_dimensions["A"].width = 38
+    sheet.column_dimensions["B"].width = 12
+    sheet.column_dimensions["C"].width = 12
+    row = 0
+
+    def append(*values: Any, strong: bool = False, percent_at: int | None = None) -> int:
+        nonlocal row
+        cells = []
+        for index, value in enumerate(values):
+            cell = WriteOnlyCell(sheet, value=value)
+            if isinstance(value, str):
+                cell.data_type = "s"  # text stays text, even "=..."
+            if strong:
+                cell.font = bold
+            if percent_at == index and value is not None:
+                cell.number_format = PERCENT_FORMAT
+            cells.append(cell)
+        sheet.append(cells)
+        row += 1
+        return row
+
+    append("Delivery report", source, strong=True)
+    moment = generated_at or datetime.now()
+    append("Generated", moment.strftime(TIMESTAMP_FORMAT))
+    append()
+    append("Key figures", strong=True)
+    for label, value, is_percent in summary.key_figures():
+        append(label, value, percent_at=1 if is_percent else None)
+    status_rows: tuple[int, int] | None = None
+    for section in summary.sections:
+        append()
+        header = append(section.title, "rows", f"share of {section.of}", strong=True)
+        for line in section.lines:
+            append(line.label, line.count, line.share, percent_at=2)
+        if section.title == "By status" and section.lines:
+            status_rows = (header, header + len(section.lines))
+    if status_rows is not None:
+        chart = BarChart()
+        chart.type = "col"
+        chart.title = "Messages by status"
+        chart.y_axis.title = "messages"
+        chart.x_axis.title = "status"
+        chart.legend = None
+        first, last = status_rows
+        chart.add_data(
+            Reference(sheet, min_col=2, min_row=first, max_row=last), titles_from_data=True
+        )
+        chart.set_categories(Reference(sheet, min_col=1, min_row=first + 1, max_row=last))
+        chart.height, chart.width = 9, 16
+        sheet.add_chart(chart, "E4")
+
+
+def _table_sheet(sheet: Sheet, frame: pd.DataFrame) -> None:
+    bold = Font(bold=True)
+    columns = [str(c) for c in frame.columns]
+    sheet.freeze_panes = "A2"
+    header = []
+    for name in columns:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.data_type = "s"
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    as_number = [name in INTEGER_COLUMNS for name in columns]
+    for values in frame.itertuples(index=False, name=None):
+        cells: list[Any] = []
+        for value, number in zip(values, as_number, strict=True):
+            text = "" if is_blank(value) else str(value)
+            numeric = _number(text) if number and text else None
+            if numeric is not None:
+                cells.append(numeric)
+            elif not text:
+                cells.append(None)
+            elif text.startswith("="):
+                cell = WriteOnlyCell(sheet, value=_text(text))
+                cell.data_type = "s"  # text, never a formula
+                cells.append(cell)
+            else:
+                cells.append(_text(text))
+        sheet.append(cells)
+    if columns:
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(frame) + 1}"
+
+
+def _number(text: str) -> int | float | None:
+    """An int (or a finite float) from a numeric cell, else None."""
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    if not number.is_finite():
+        return None
+    if number == number.to_integral_value():
+        return int(number)
+    return float(number)
+
+
+def _text(value: str) -> str:
+    """``value`` without the control characters an XLSX file cannot hold."""
+    return ILLEGAL_CHARACTERS_RE.sub("", value)
+
+
+__all__ = [
+    "ReportSummary",
+    "Section",
+    "Share",
+    "problem_rows",
+    "summarize",
+    "write_report",
+]
