@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,7 +66,7 @@ from mobizon_batch.prepare import (
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.report import ReportSummary, summarize, write_report
 from mobizon_batch.results import dry_run_results, send_results
-from mobizon_batch.retries import call_read
+from mobizon_batch.retries import ReadPolicy, call_read
 from mobizon_batch.send import (
     SendOptions,
     SendPass,
@@ -212,7 +211,7 @@ def _cmd_balance(args: argparse.Namespace) -> int:
 
 def fetch_balance(client: MobizonClient) -> tuple[Decimal, str]:
     """GetOwnBalance, retried like every read: a dropped connection is not an answer."""
-    return call_read(client.get_balance, sleep=time.sleep, max_attempts=3, max_seconds=30)
+    return call_read(client.get_balance, policy=ReadPolicy(attempts=3))
 
 
 def format_money(amount: Decimal) -> str:

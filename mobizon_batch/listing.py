@@ -29,7 +29,7 @@ from mobizon_batch.client import MAX_STATUS_IDS, TIMESTAMP_FORMAT
 from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.reads import ReadPolicy, call_read
+from mobizon_batch.retries import ReadPolicy, call_read
 
 LIST_PAGE_SIZE = 100
 #: Message/List allows at most this many campaign ids in ``criteria[campaignIds]``.

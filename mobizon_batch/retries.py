@@ -1,19 +1,23 @@
 """When to try a request again: one small decision for sends, one for reads.
 
-Why two: a read (GetSMSStatus, Message/List) changes nothing, so any failure
-may be retried.  A send costs money and reaches a person, and the API has no
-idempotency key: it may be repeated only when the failed request surely
-created nothing.  Everything ambiguous goes to reconciliation instead.
+Why two: a read (GetSMSStatus, Message/List, GetOwnBalance) changes nothing,
+so asking again after a lost answer can never cost money or deliver an SMS
+twice — the status pass of a 100,000-row file must not die on one dropped
+connection.  A send reaches a person and the API has no idempotency key: it
+may be repeated only when the failed request surely created nothing;
+everything ambiguous goes to reconciliation instead (see ``send.py``).
 
-Both policies use tenacity: exponential backoff with full jitter (so eight
-workers that failed together don't retry together), bounded by attempts and
-by time, sleeping through an injectable function so that tests run instantly
-and a stop request cuts a wait short.
+Both use tenacity with exponential backoff and full jitter (so workers that
+failed together do not come back together), bounded attempts, and a sleep
+that tests can replace.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import (
@@ -21,7 +25,6 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -32,8 +35,27 @@ from mobizon_batch.errors import (
     ServiceError,
     TransportError,
 )
+from mobizon_batch.ratelimit import RateLimiter
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """How often and how patiently a read is repeated.
+
+    Waits grow exponentially from ``initial_wait`` with full jitter (so many
+    clients that failed together do not come back together), capped at
+    ``max_wait``; after ``attempts`` tries the last error is raised as is.
+    ``sleep`` is injectable so tests retry instantly.
+    """
+
+    attempts: int = 6
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
 
 
 def should_retry_send(exc: BaseException) -> bool:
@@ -49,55 +71,66 @@ def should_retry_send(exc: BaseException) -> bool:
 
 
 def should_retry_read(exc: BaseException) -> bool:
-    """True for any failure of a request that changes nothing."""
-    # Reads are idempotent: a lost answer costs only the repeat.  API errors
-    # other than "too fast", "busy saving" and "service error" are answers
-    # (bad parameters, bad key) that a repeat would only get again.
-    return isinstance(exc, TransportError | RateLimited | ConcurrentSave | ServiceError)
+    """Whether a failed read is worth repeating.
 
-
-def retrying(
-    decide: Callable[[BaseException], bool],
-    *,
-    max_attempts: int,
-    max_seconds: float,
-    sleep: Callable[[float], None],
-    initial_wait: float = 0.5,
-    max_wait: float = 30.0,
-    before_sleep: Callable[[RetryCallState], None] | None = None,
-) -> Retrying:
-    """A tenacity ``Retrying`` for ``decide`` with the project's backoff and bounds."""
-    return Retrying(
-        retry=retry_if_exception(decide),
-        stop=stop_after_attempt(max_attempts) | stop_after_delay(max_seconds),
-        wait=wait_random_exponential(multiplier=initial_wait, max=max_wait),
-        sleep=sleep,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+    Decision, case by case (compare the send pass, which retries only
+    ``NotSent``):
+    - ``NotSent`` and ``AnswerLost`` alike: for a read it does not matter
+      whether the server acted; the answer is what we want.
+    - Code 30 (``RateLimited``): yes, after slowing the limiter (done by
+      ``call_read``); this is the provider asking us to wait.
+    - Codes 10, 3 and 999: transient trouble on the provider's side, and a
+      repeated read is harmless.
+    - Everything else (bad key, blocked account, a parameter the API refuses,
+      our own bugs): no — repeating gives the same answer, only later.
+    """
+    if isinstance(exc, TransportError):
+        return True
+    return isinstance(exc, RateLimited | ConcurrentSave | ServiceError)
 
 
 def call_read(
-    action: Callable[[], T],
+    read: Callable[[], T],
     *,
-    sleep: Callable[[float], None],
-    max_attempts: int = 6,
-    max_seconds: float = 120.0,
-    on_rate_limited: Callable[[], object] | None = None,
+    limiter: RateLimiter | None = None,
+    policy: ReadPolicy | None = None,
 ) -> T:
-    """Run a read with retries on any transport failure and on codes 30, 10, 3, 999."""
+    """Run ``read`` under the limiter, repeating it as ``should_retry_read`` says.
 
-    def note(state: RetryCallState) -> None:
-        outcome = state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, RateLimited) and on_rate_limited is not None:
-            on_rate_limited()
+    Each attempt takes a slot from ``limiter``; a code 30 halves its rate
+    before the backoff wait, so the next attempts come slower for everyone
+    sharing the limiter.
+    """
+    rules = policy or ReadPolicy()
 
-    policy = retrying(
-        should_retry_read,
-        max_attempts=max_attempts,
-        max_seconds=max_seconds,
-        sleep=sleep,
-        before_sleep=note,
+    def attempt() -> T:
+        if limiter is not None:
+            limiter.acquire()
+        try:
+            return read()
+        except RateLimited:
+            if limiter is not None:
+                limiter.slow_down()
+            raise
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(rules.attempts, 1)),
+        wait=wait_random_exponential(multiplier=rules.initial_wait, max=rules.max_wait),
+        retry=retry_if_exception(should_retry_read),
+        sleep=rules.sleep,
+        reraise=True,
+        before_sleep=_log_retry,
     )
-    return policy(action)
+    return retrying(attempt)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    pause = state.next_action.sleep if state.next_action is not None else 0.0
+    log.info(
+        "read failed (attempt %d: %s); trying again in %.1f s",
+        state.attempt_number,
+        error,
+        pause,
+    )

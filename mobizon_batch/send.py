@@ -60,7 +60,7 @@ from mobizon_batch.journal import (
     Outcome,
 )
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.retries import call_read, should_retry_send
+from mobizon_batch.retries import ReadPolicy, call_read, should_retry_send
 
 # Worker task kinds and result states beyond the journal's own.
 SEND, SEARCH = "send", "search"
@@ -373,8 +373,7 @@ class SendPass:
                         page_size=100,
                         sort={"id": "DESC"},
                     ),
-                    sleep=self._sleep,
-                    max_attempts=self.options.max_attempts,
+                    policy=ReadPolicy(attempts=self.options.max_attempts, sleep=self._sleep),
                 )
                 found.extend(_exact_matches(items, row))
                 page += 1

@@ -34,7 +34,7 @@ from mobizon_batch.client import MAX_STATUS_IDS, TIMESTAMP_FORMAT, StatusRecord
 from mobizon_batch.errors import InputError
 from mobizon_batch.prepare import CLASH_SUFFIX, RESULT_COLUMNS
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.reads import ReadPolicy, call_read
+from mobizon_batch.retries import ReadPolicy, call_read
 
 MESSAGE_ID_COLUMN = "message_id"
 STATUS_COLUMNS = (

@@ -22,7 +22,7 @@ from mobizon_batch.listing import (
     parse_moment,
     parse_sort,
 )
-from mobizon_batch.reads import ReadPolicy
+from mobizon_batch.retries import ReadPolicy
 from tests.conftest import TEST_KEY
 from tests.test_status import FakeClock
 

@@ -14,7 +14,7 @@ import pytest
 from mobizon_batch.client import MobizonClient, StatusRecord
 from mobizon_batch.emulator import CallRecord, MobizonEmulator
 from mobizon_batch.errors import InputError
-from mobizon_batch.reads import ReadPolicy
+from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.status import (
     NOT_FOUND,
     STATUS_COLUMNS,

@@ -1,4 +1,4 @@
-"""The retry policy for reads: what is repeated, how often, and the limiter on code 30."""
+"""The retry decisions for sends and reads, and the read policy with its limiter on code 30."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from mobizon_batch import errors
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.reads import ReadPolicy, call_read, should_retry_read
+from mobizon_batch.retries import ReadPolicy, call_read, should_retry_read, should_retry_send
 
 
 @pytest.mark.parametrize(
@@ -79,3 +79,25 @@ def test_code_30_slows_the_limiter_and_every_attempt_takes_a_slot() -> None:
     assert limiter.slowdowns >= 1 and limiter.rate < 10
     # three attempts, spaced at the (slowed) rate: time moved on between them
     assert now[0] > 0.1
+
+
+@pytest.mark.parametrize(
+    ("error", "send", "read"),
+    [
+        (errors.NotSent("no connection"), True, True),
+        (errors.AnswerLost("read timeout"), False, True),
+        (errors.RateLimited(30), True, True),
+        (errors.ConcurrentSave(10), True, True),
+        (errors.ServiceError(3), False, True),
+        (errors.ServiceError(999), False, True),
+        (errors.ValidationError(1, "", {"recipient": "bad"}), False, False),
+        (errors.AuthError(8), False, False),
+        (errors.AccountBlocked(14), False, False),
+        (errors.WrongDomain(13, "", "api.mobizon.uz"), False, False),
+        (ValueError("a bug"), False, False),
+    ],
+)
+def test_what_is_retried(error: BaseException, send: bool, read: bool) -> None:
+    # A send is repeated only when it surely created nothing; a read whenever it may help.
+    assert should_retry_send(error) is send
+    assert should_retry_read(error) is read
