@@ -9,13 +9,17 @@ the exit codes that scripts rely on (see ``EXIT_*`` and the README).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +30,7 @@ from tqdm import tqdm
 
 from mobizon_batch import __version__
 from mobizon_batch.client import MobizonClient, RedactingFilter, redact
-from mobizon_batch.config import ENV_API_KEY, api_settings, parse_duration
+from mobizon_batch.config import ENV_API_KEY, ENV_API_URL, api_settings, parse_duration
 from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
 from mobizon_batch.errors import (
     ApiError,
@@ -37,6 +41,7 @@ from mobizon_batch.errors import (
     TransportError,
     WrongDomain,
 )
+from mobizon_batch.jobs import Job, JobLock, load_job
 from mobizon_batch.journal import (
     PENDING,
     SENDING,
@@ -67,6 +72,7 @@ from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.report import ReportSummary, summarize, write_report
 from mobizon_batch.results import dry_run_results, send_results
 from mobizon_batch.retries import ReadPolicy, call_read
+from mobizon_batch.samples import write_samples
 from mobizon_batch.send import (
     SendOptions,
     SendPass,
@@ -1237,6 +1243,323 @@ def format_summary(summary: ReportSummary) -> list[str]:
     return lines
 
 
+# ------------------------------------------------------------- jobs and demo
+
+
+@dataclass
+class StepResult:
+    step: str
+    exit_code: int
+
+
+#: Exit codes after which a job goes on with its next step (the rest stop it).
+SOFT_EXITS = (EXIT_OK, EXIT_INCOMPLETE)
+
+
+def run_steps(steps: Sequence[tuple[str, list[str]]], verbosity: int) -> list[StepResult]:
+    """Run commands one after another as ``main`` would, stopping at a hard failure."""
+    done: list[StepResult] = []
+    for name, argv in steps:
+        print(f"\n== {name}: mobizon-batch {' '.join(argv)}", flush=True)
+        code = main(["-v"] * verbosity + argv)
+        done.append(StepResult(name, code))
+        if code not in SOFT_EXITS:
+            break
+    return done
+
+
+def combined_exit(results: Sequence[StepResult]) -> int:
+    """A hard failure's code if a step had one, else 4 if any step was incomplete, else 0."""
+    for result in results:
+        if result.exit_code not in SOFT_EXITS:
+            return result.exit_code
+    return EXIT_INCOMPLETE if any(r.exit_code == EXIT_INCOMPLETE for r in results) else EXIT_OK
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run a job file: validate, send, status, report (for cron and timers)",
+        description="Run the steps a TOML job file describes: send its input (the list is "
+        "checked first), refresh the statuses, write the report. Running it again after a "
+        "crash the same day resumes the same send. A second copy of the same job refuses "
+        "to start while one runs. Everything printed also goes to a log file beside the "
+        "output. See jobs/ for examples.",
+    )
+    parser.add_argument("job", metavar="JOB.toml", help="the job file")
+    parser.add_argument(
+        "--summary", metavar="FILE", type=Path, help="write a JSON summary of the run here"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but a line on failure (the log file still gets everything)",
+    )
+    parser.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    started = datetime.now()
+    facts: dict[str, Any] = {
+        "job_file": str(args.job),
+        "started_at": started.isoformat(" ", "seconds"),
+    }
+    code = EXIT_INTERNAL
+    try:
+        job = load_job(args.job, started.date())
+        facts.update(job=job.name, paths=_job_paths(job))
+        for path in (job.output, job.report):
+            if path is not None:  # a job makes its own output folders, then checks them
+                path.parent.mkdir(parents=True, exist_ok=True)
+                check_output_path(path)
+        with JobLock(job.lock_path) as lock, _job_log(job.log_path, args.quiet) as log_file:
+            print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
+            if lock.took_over:
+                print(
+                    f"warning: took over the lock of a run that died ({lock.took_over})",
+                    file=sys.stderr,
+                )
+            results = run_steps(_job_steps(job), args.verbose)
+            code = combined_exit(results)
+            facts["steps"] = [{"step": r.step, "exit_code": r.exit_code} for r in results]
+            facts.update(_results_counts(job.output))
+            print(f"=== job {job.name} finished with exit code {code}")
+        if code != EXIT_OK and args.quiet:
+            print(f"job {job.name} ended with exit code {code}: see {log_file}", file=sys.stderr)
+        return code
+    except MobizonBatchError as exc:
+        code = exit_code_for(exc)
+        facts["error"] = str(exc)
+        raise
+    finally:
+        if args.summary is not None:
+            facts.update(finished_at=datetime.now().isoformat(" ", "seconds"), exit_code=code)
+            _write_json(args.summary, facts)
+
+
+def _job_steps(job: Job) -> list[tuple[str, list[str]]]:
+    """The commands a job runs, as command lines (so each step behaves as it would by hand)."""
+    steps: list[tuple[str, list[str]]] = []
+    output = str(job.output)
+    if job.input is not None:
+        argv = ["send", str(job.input), "-o", output]
+        for key, value in job.read.items():  # encoding, delimiter, sheet: same flag names
+            argv += [f"--{key}", str(value)]
+        for key, value in job.columns.items():
+            argv += [_COLUMN_FLAGS[key], value]
+        for key, value in job.send.items():
+            argv += _send_flag(key, value)
+        if job.journal is not None:
+            argv += ["--journal", str(job.journal)]
+        if job.api_url:
+            argv += ["--api-url", job.api_url]
+        steps.append(("send", argv))
+    if not job.status.get("skip", False):
+        argv = ["status", output]
+        if "wait" in job.status:
+            argv += ["--wait", job.status["wait"]]
+        if "interval" in job.status:
+            argv += ["--interval", job.status["interval"]]
+        if job.api_url:
+            argv += ["--api-url", job.api_url]
+        steps.append(("status", argv))
+    if job.report is not None:
+        steps.append(("report", ["report", output, "-o", str(job.report)]))
+    return steps
+
+
+_COLUMN_FLAGS = {"phone": "--phone-column", "text": "--text-column", "template": "--template"}
+
+
+def _send_flag(key: str, value: Any) -> list[str]:
+    """``[send]`` keys of a job file → the send command's flags (same names, dashes)."""
+    flag = "--from" if key == "sender" else "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag] if value else []
+    return [flag, str(value)]
+
+
+def _job_paths(job: Job) -> dict[str, str | None]:
+    journal = job.journal or (default_journal_path(job.output) if job.sends else None)
+    return {
+        "input": str(job.input) if job.input else None,
+        "output": str(job.output),
+        "report": str(job.report) if job.report else None,
+        "journal": str(journal) if journal else None,
+        "log": str(job.log_path),
+    }
+
+
+def _results_counts(path: Path) -> dict[str, Any]:
+    """Counts by send_status and by delivery status, and segments, from a results file."""
+    if not path.exists():
+        return {}
+    summary = summarize(read_table(path).frame)
+
+    def counts(title: str) -> dict[str, int]:
+        section = summary.section(title)
+        return {line.label: line.count for line in section.lines} if section else {}
+
+    by_send = counts("By send status")
+    for name in ("sent", "failed", "invalid", "duplicate", "opted_out", "unknown"):
+        by_send.setdefault(name, 0)
+    return {
+        "send_status": by_send,
+        "delivery_status": counts("By status"),
+        "segments": {
+            "estimated": summary.segments_estimated,
+            "billed": summary.segments_billed,
+        },
+    }
+
+
+def _write_json(path: Path, facts: Mapping[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(
+            json.dumps(facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        os.replace(temporary, path)
+    except OSError as exc:
+        print(f"warning: could not write the summary {path}: {exc.strerror}", file=sys.stderr)
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the screen (unless quiet) and, line by line, to the job's log.
+
+    Progress bars redraw themselves with carriage returns; those writes go to
+    the screen only, so the log holds whole lines.
+    """
+
+    def __init__(self, screen: TextIO, log: TextIO, quiet: bool) -> None:
+        self.screen, self.log, self.quiet = screen, log, quiet
+
+    def write(self, text: str) -> int:
+        if not self.quiet:
+            self.screen.write(text)
+        if "\r" not in text:
+            self.log.write(redact(text, os.environ.get(ENV_API_KEY, "").strip()))
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.quiet:
+            self.screen.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return not self.quiet and self.screen.isatty()
+
+
+@contextmanager
+def _job_log(path: Path, quiet: bool) -> Iterator[Path]:
+    """Send everything printed (and logged) during the job to ``path`` as well."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as log_file:
+        handler = logging.StreamHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "")]))
+        logging.getLogger().addHandler(handler)
+        out, err = _Tee(sys.stdout, log_file, quiet), _Tee(sys.stderr, log_file, quiet)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield path
+        finally:
+            logging.getLogger().removeHandler(handler)
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="try the whole flow offline against the built-in emulator",
+        description="Start the API emulator on this machine, write the sample list, send it "
+        "(some answers are lost on purpose, to show how they are recovered), wait for the "
+        "delivery statuses and write the results and the report. No key and no network "
+        "are needed; nothing leaves this machine.",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("mobizon-demo"),
+        help="folder for the files (default: ./mobizon-demo)",
+    )
+    parser.set_defaults(handler=_cmd_demo)
+
+
+DEMO_KEY = "demo-key-0000000000000000000000000000000"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    folder: Path = args.out
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file, not a folder")
+    for leftover in ("results.xlsx", "results.xlsx.journal.sqlite", "report.xlsx"):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / leftover).unlink()  # each demo starts afresh
+    samples = write_samples(folder)
+    results, report = folder / "results.xlsx", folder / "report.xlsx"
+    config = EmulatorConfig(
+        api_key=DEMO_KEY, latency=0.02, status_step=0.4, fault_drop_after=0.15, seed=7
+    )
+    print("mobizon-batch demo: the whole flow against the built-in API emulator (offline)")
+    print(f"  the list: {samples['csv']}")
+    print("            (Cyrillic texts, a repeated row, invalid and opted-out rows)")
+    with (
+        MobizonEmulator(config) as emulator,
+        _environment({ENV_API_KEY: DEMO_KEY, ENV_API_URL: emulator.url}),
+    ):
+        print(f"  the API:  emulator at {emulator.url}, losing 15% of answers on purpose")
+        steps = run_steps(
+            [
+                (
+                    "send",
+                    [
+                        "send",
+                        str(samples["csv"]),
+                        "-o",
+                        str(results),
+                        "--optout",
+                        str(samples["optout"]),
+                        "--settle",
+                        "0.5",
+                    ],
+                ),
+                ("status", ["status", str(results), "--wait", "2m", "--interval", "1s"]),
+                ("report", ["report", str(results), "-o", str(report)]),
+            ],
+            args.verbose,
+        )
+        accepted = len(emulator.messages())
+    code = combined_exit(steps)
+    print()
+    if code == EXIT_OK:
+        print(f"Demo done: the emulator accepted {accepted} messages, each row exactly once.")
+        print(f"  results: {results}  (each input row with its send status, id and status)")
+        print(f"  report:  {report}  (summary with a chart, every message, the problems)")
+        print(f"  journal: {default_journal_path(results)}  (what makes a re-run safe)")
+        print("Next: set MOBIZON_API_KEY and try 'mobizon-batch balance' against your account.")
+    else:
+        print(f"The demo stopped at step '{steps[-1].step}' (exit code {code}).", file=sys.stderr)
+    return code
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 # -------------------------------------------------------------------- main
 
 
@@ -1263,6 +1586,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_status,
         _add_list,
         _add_report,
+        _add_run,
+        _add_demo,
     ):
         add(commands)
     return parser
