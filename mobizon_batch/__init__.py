@@ -1,5 +1,70 @@
-"""mobizon-batch: send SMS in bulk through the Mobizon HTTP API, never twice."""
+"""mobizon-batch: send SMS in bulk through the Mobizon HTTP API, never twice.
+
+The command line (``mobizon-batch --help``) covers most uses; these names are
+the library underneath it, for scripts.  The steps of a send, in order::
+
+    table = read_table("list.csv")                       # every cell as text
+    plan = build_plan(table, PlanOptions(region="KZ"))   # one verdict a row
+    with MobizonClient(key, "api.mobizon.kz") as client, Journal("r.journal.sqlite") as journal:
+        journal.register(plan.entries())                 # the journal is the truth
+        summary = SendPass(client, journal, SendOptions(rate=20)).run()
+        write_table(send_results(plan, journal), "results.csv")
+
+``refresh_statuses`` fills the status columns of a results table;
+``write_report`` writes the report workbook; ``MobizonEmulator`` is a local
+API server for trying all of it offline.  Errors all derive from
+``MobizonBatchError`` (see ``mobizon_batch.errors``).
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from mobizon_batch.client import MobizonClient, SendReceipt, StatusRecord
+from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
+from mobizon_batch.errors import (
+    AnswerLost,
+    ApiError,
+    ConfigError,
+    InputError,
+    MobizonBatchError,
+    NotSent,
+    RunAborted,
+)
+from mobizon_batch.journal import Journal
+from mobizon_batch.prepare import Plan, PlanOptions, build_plan
+from mobizon_batch.report import summarize, write_report
+from mobizon_batch.results import send_results
+from mobizon_batch.send import SendOptions, SendPass, SendSummary
+from mobizon_batch.status import refresh_statuses, wait_until_final
+from mobizon_batch.table import read_table, write_table
+
+__all__ = [
+    "AnswerLost",
+    "ApiError",
+    "ConfigError",
+    "EmulatorConfig",
+    "InputError",
+    "Journal",
+    "MobizonBatchError",
+    "MobizonClient",
+    "MobizonEmulator",
+    "NotSent",
+    "Plan",
+    "PlanOptions",
+    "RunAborted",
+    "SendOptions",
+    "SendPass",
+    "SendReceipt",
+    "SendSummary",
+    "StatusRecord",
+    "__version__",
+    "build_plan",
+    "read_table",
+    "refresh_statuses",
+    "send_results",
+    "summarize",
+    "wait_until_final",
+    "write_report",
+    "write_table",
+]

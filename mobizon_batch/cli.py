@@ -48,7 +48,6 @@ from mobizon_batch.journal import (
     SENT,
     UNKNOWN,
     Journal,
-    PlanEntry,
     default_journal_path,
 )
 from mobizon_batch.listing import (
@@ -424,7 +423,12 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="numbers that must get nothing (CSV or text, any number format)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary lines (errors and warnings still print)",
+    )
 
 
 def plan_options_from_args(args: argparse.Namespace) -> PlanOptions:
@@ -678,7 +682,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
         balance, currency = fetch_balance(client)  # bad key or domain: stop before any row
         _refuse_orphan_results(results_path, journal_path)
         with Journal(journal_path) as journal:
-            journal.register(plan_entries(plan), retry_failed=args.retry_failed)
+            journal.register(plan.entries(), retry_failed=args.retry_failed)
             counts = journal.counts()
             to_do = counts[PENDING] + counts[SENDING] + counts[UNKNOWN]
             if not to_do and plan.summary.sendable == 0:
@@ -706,21 +710,6 @@ def _cmd_send(args: argparse.Namespace) -> int:
             checkpoint()
     _print_send_summary(args, summary, results_path, journal_path)
     return _send_exit_code(summary)
-
-
-def plan_entries(plan: Plan) -> Iterator[PlanEntry]:
-    """The plan's rows as the journal registers them."""
-    rows = plan.rows
-    for key, recipient, text, verdict, reason, segments in zip(
-        rows["row_key"],
-        rows["recipient"],
-        rows["text"],
-        rows["verdict"],
-        rows["reason"],
-        rows["segments"],
-        strict=True,
-    ):
-        yield PlanEntry(key, recipient, text, verdict, reason, int(segments))
 
 
 def _dry_run(args: argparse.Namespace, results_path: Path, journal_path: Path) -> int:
@@ -886,7 +875,12 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
         help=f"API calls per second at most (default: {DEFAULT_READ_RATE:g}; 0: no limit); "
         "halved for a while whenever the API says it is too fast",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar",
+    )
 
 
 def _count_bar(args: argparse.Namespace, unit: str, description: str) -> tqdm[NoReturn]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.journal import PlanEntry
 from mobizon_batch.phones import (
     DEFAULT_REGION,
     check_region,
@@ -129,6 +130,20 @@ class Plan:
     def sendable(self) -> pd.DataFrame:
         """The rows to send, in input order."""
         return self.rows[self.rows["verdict"] == SENDABLE]
+
+    def entries(self) -> Iterator[PlanEntry]:
+        """Every row as the send journal registers it (``Journal.register``)."""
+        rows = self.rows
+        for key, recipient, text, verdict, reason, segments in zip(
+            rows["row_key"],
+            rows["recipient"],
+            rows["text"],
+            rows["verdict"],
+            rows["reason"],
+            rows["segments"],
+            strict=True,
+        ):
+            yield PlanEntry(key, recipient, text, verdict, reason, int(segments))
 
 
 # ------------------------------------------------------------------ columns
