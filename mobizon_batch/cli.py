@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -140,7 +141,7 @@ def _logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
     """
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "")]))
+    handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "").strip()]))
     root, urllib3_log = logging.getLogger(), logging.getLogger("urllib3")
     saved = (root.level, log.level, urllib3_log.level)
     root.addHandler(handler)
@@ -665,7 +666,6 @@ def send_options_from_args(args: argparse.Namespace) -> SendOptions:
         workers=args.workers,
         max_attempts=args.max_attempts,
         settle_seconds=args.settle,
-        stop_grace_seconds=args.timeout + 10,
     )
 
 
@@ -683,7 +683,8 @@ def _cmd_send(args: argparse.Namespace) -> int:
         _refuse_orphan_results(results_path, journal_path)
         with Journal(journal_path) as journal:
             journal.register(plan.entries(), retry_failed=args.retry_failed)
-            counts = journal.counts()
+            keys = frozenset(plan.rows["row_key"])
+            counts = journal.counts(keys)
             to_do = counts[PENDING] + counts[SENDING] + counts[UNKNOWN]
             if not to_do and plan.summary.sendable == 0:
                 write_table(
@@ -703,7 +704,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
                 frame = send_results(plan, journal)
                 write_table(frame, results_path, delimiter=output_delimiter(plan.table))
 
-            send_pass = SendPass(client, journal, options, checkpoint=checkpoint)
+            send_pass = SendPass(client, journal, options, keys=keys, checkpoint=checkpoint)
             with _send_progress(args) as show, _stop_on_signals(send_pass, args):
                 send_pass.on_progress = show
                 summary = send_pass.run()
@@ -741,7 +742,7 @@ def _refuse_orphan_results(results_path: Path, journal_path: Path) -> None:
         frame = read_table(results_path).frame
     except MobizonBatchError:
         return
-    ids = frame.get("message_id")
+    ids = frame.get(locate_columns(frame.columns).get(MESSAGE_ID_COLUMN, MESSAGE_ID_COLUMN))
     if ids is not None and (ids.astype(str).str.strip() != "").any():
         raise ConfigError(
             f"{results_path} already holds message ids, but its journal {journal_path} is "
@@ -780,11 +781,23 @@ def _send_progress(args: argparse.Namespace) -> Iterator[Callable[[SendProgress]
 
 @contextmanager
 def _stop_on_signals(send_pass: SendPass, args: argparse.Namespace) -> Iterator[None]:
-    """First Ctrl-C or SIGTERM: finish what is in flight and stop; a second: stop now."""
+    """First Ctrl-C or SIGTERM: finish what is in flight and stop; a second: quit now.
+
+    Quitting now ends the process on the spot, as a crash would, so that no
+    request can still be on its way once the journal is released; the journal
+    is crash-safe, and the next run settles the rows that were in flight.
+    """
+    signals: list[int] = []
 
     def stop(signum: int, frame: object) -> None:
-        if send_pass.halted:
-            raise KeyboardInterrupt
+        signals.append(signum)
+        if len(signals) > 1:
+            print(
+                "\nquitting at once: run the same command again to settle the rows in flight",
+                file=sys.stderr,
+                flush=True,
+            )
+            os._exit(EXIT_INTERRUPTED)
         print(
             "\nstopping: finishing the requests in flight (press Ctrl-C again to quit at once)",
             file=sys.stderr,
@@ -839,7 +852,7 @@ def _print_send_summary(
 
 def _send_exit_code(summary: SendSummary) -> int:
     if summary.aborted is not None:
-        return EXIT_ABORTED
+        return exit_code_for(summary.aborted.cause or summary.aborted)
     if summary.interrupted:
         return EXIT_INTERRUPTED
     if summary.incomplete:
@@ -1453,7 +1466,7 @@ def _job_log(path: Path, quiet: bool) -> Iterator[Path]:
     with open(path, "a", encoding="utf-8") as log_file:
         handler = logging.StreamHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "")]))
+        handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "").strip()]))
         logging.getLogger().addHandler(handler)
         out, err = _Tee(sys.stdout, log_file, quiet), _Tee(sys.stderr, log_file, quiet)
         try:
@@ -1599,7 +1612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     handler: Handler = args.handler
     try:
-        with _logging_to(sys.stderr, args.verbose):
+        with _logging_to(sys.stderr, args.verbose), _sigterm_as_interrupt():
             return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -1616,6 +1629,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``systemctl stop``) ends a command like Ctrl-C: cleanly, exit 130.
+
+    The send pass installs its own, gentler handler while it runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _redacted(text: str) -> str:

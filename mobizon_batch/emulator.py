@@ -40,8 +40,8 @@ from mobizon_batch.texts import count_segments
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 NON_FINAL_STEPS = ("NEW", "ENQUEUD", "ACCEPTD")
 FINAL_WEIGHTS = (("DELIVRD", 86), ("UNDELIV", 6), ("EXPIRED", 4), ("REJECTD", 4))
+# The sort fields Message/List documents (not "id"): a client must not rely on others.
 LIST_SORT_FIELDS = {
-    "id": "id",
     "campaignid": "campaign_id",
     "from": "sender",
     "to": "to",
@@ -75,6 +75,7 @@ NUMBER_INFO = (
 class EmulatorConfig:
     """The knobs. Rates are fractions of calls (0.0-1.0); times are seconds.
 
+    ``latency`` delays the methods in ``latency_methods`` (all when None).
     ``rate_limit`` caps calls per second *per method* (token bucket, one second
     of burst); beyond it the answer is code 30, as on the live service.
     ``fault_*`` apply to the methods in ``fault_methods`` (all when None):
@@ -88,6 +89,7 @@ class EmulatorConfig:
 
     api_key: str | None = "test-key"
     latency: float = 0.0
+    latency_methods: frozenset[str] | None = None
     rate_limit: float = 0.0
     fault_503: float = 0.0
     fault_drop_before: float = 0.0
@@ -303,10 +305,12 @@ class MobizonEmulator:
         answer is None when nothing is to be sent back.
         """
         config = self.config
-        if config.latency > 0:
-            time.sleep(config.latency)
         segments = [s for s in urlsplit(path).path.lower().split("/") if s]
         method = "/".join(segments[1:3]) if len(segments) >= 3 else "/".join(segments)
+        if config.latency > 0 and (
+            config.latency_methods is None or method in config.latency_methods
+        ):
+            time.sleep(config.latency)
         fault = self._roll_fault(method)
         if fault in ("503", "drop_before"):
             self._record(method, params, None, fault)
@@ -335,6 +339,7 @@ class MobizonEmulator:
         return ""
 
     def _record(self, method: str, params: dict[str, Any], code: int | None, fault: str) -> None:
+        params = {k: v for k, v in params.items() if k != "apiKey"}  # a log holds no keys
         with self._lock:
             self._state.calls.append(CallRecord(method, params, code, fault, self.clock()))
 
@@ -461,7 +466,7 @@ class MobizonEmulator:
         if page_size not in (25, 50, 100) or page is None or page < 0:
             return _Answer(12, None, "pageSize must be 25, 50 or 100 and currentPage >= 0")
         sort = _as_dict(params.get("sort"))
-        sort_field, direction = next(iter(sort.items()), ("id", "DESC"))
+        sort_field, direction = next(iter(sort.items()), ("campaignId", "DESC"))
         attribute = LIST_SORT_FIELDS.get(str(sort_field).lower())
         if attribute is None:
             return _Answer(1, {"sort": f"Unknown sort field {sort_field}"}, "Validation failed")

@@ -234,8 +234,12 @@ class AnswerLost(TransportError):
 
 
 class RunAborted(MobizonBatchError):
-    """The run stopped because the API refused to go on (exit code 5)."""
+    """The run stopped because the API refused to go on (exit code 5).
 
-    def __init__(self, message: str, cause: ApiError | None = None) -> None:
+    ``cause`` is the error that stopped it: an ``ApiError`` that aborts runs,
+    or a ``ConfigError`` met mid-run (say, the API started redirecting).
+    """
+
+    def __init__(self, message: str, cause: MobizonBatchError | None = None) -> None:
         self.cause = cause
         super().__init__(message)

@@ -28,7 +28,7 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -263,18 +263,25 @@ class Journal:
 
     # --------------------------------------------------------- the send pass
 
-    def claim(self, row_keys: Sequence[str]) -> str:
-        """Commit the intent to send these rows now; returns the intent time.
+    def claim(self, row_keys: Sequence[str]) -> tuple[str, list[str]]:
+        """Commit the intent to send these rows now: ``(intent time, keys claimed)``.
 
-        Committed (with a full sync) before any request for them is made.
+        Committed (with a full sync) before any request for them is made.  Only
+        rows still ``pending`` or ``unknown`` are claimed: a row already sent,
+        failed or in flight is never handed out again, whatever the caller asks.
         """
         stamp = now_text()
+        claimed: list[str] = []
         with self._transaction() as db:
-            db.executemany(
-                "UPDATE rows SET state=?, intent_at=?, updated_at=? WHERE row_key=?",
-                [(SENDING, stamp, stamp, key) for key in row_keys],
-            )
-        return stamp
+            for key in row_keys:
+                cursor = db.execute(
+                    "UPDATE rows SET state=?, intent_at=?, updated_at=? "
+                    "WHERE row_key=? AND state IN (?, ?)",
+                    (SENDING, stamp, stamp, key, PENDING, UNKNOWN),
+                )
+                if cursor.rowcount:
+                    claimed.append(key)
+        return stamp, claimed
 
     def record(self, outcomes: Sequence[Outcome]) -> None:
         """Commit the outcomes of finished attempts, in one transaction.
@@ -362,11 +369,30 @@ class Journal:
             ).fetchone()
         return JournalRow(*row) if row else None
 
-    def counts(self) -> Counter[str]:
+    def counts(self, keys: Collection[str] | None = None) -> Counter[str]:
+        """Rows by state; with ``keys``, only those rows (the current list's)."""
         with self._lock:
-            return Counter(
-                dict(self._db.execute("SELECT state, COUNT(*) FROM rows GROUP BY state").fetchall())
-            )
+            if keys is None:
+                query = "SELECT state, COUNT(*) FROM rows GROUP BY state"
+                return Counter(dict(self._db.execute(query).fetchall()))
+            pairs = self._db.execute("SELECT row_key, state FROM rows").fetchall()
+        return Counter(state for key, state in pairs if key in keys)
+
+    def id_floor(self, before: str | None) -> int | None:
+        """The highest message id this journal had received before ``before``.
+
+        Message ids grow with time, so a message created by a request made
+        after that moment has a higher id: anything at or below the floor is
+        an older message, whatever its text (see the send pass's search).
+        """
+        if not before:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MAX(message_id) FROM rows WHERE sent_at IS NOT NULL AND sent_at < ?",
+                (before,),
+            ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def frame(self) -> pd.DataFrame:
         """Every row's outcome as a DataFrame (for rendering results files)."""

@@ -23,7 +23,9 @@ class RateLimiter:
     """Spaces callers of ``acquire()`` at most ``rate`` per second across threads.
 
     ``rate`` of 0 (or None) means no limit.  ``clock`` and ``sleep`` are
-    injectable so tests run without waiting.
+    injectable so tests run without waiting, and so that a caller can make the
+    wait end early (``threading.Event.wait`` is a fine ``sleep``): whoever
+    acquires must then check whether it still wants to go ahead.
     """
 
     def __init__(
@@ -34,7 +36,7 @@ class RateLimiter:
         cooldown: float = 1.0,
         recovery_interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.target = float(rate) if rate and rate > 0 else 0.0
         self._rate = self.target

@@ -15,19 +15,28 @@ How it is put together, and why:
   enforces one owner per message id), or, when there is none, sends again.
   At most one task per (recipient, text) pair is in flight at a time, so a
   search can never see a sibling's message before the journal knows whose it is.
+* The search only accepts messages *newer* than the attempt.  Mobizon's
+  timestamps carry no time zone, so the time filter is a generous day; what
+  makes it exact is that message ids grow with time: a message our request
+  created has a higher id than every message that existed before the request
+  (the newest id in the account when the pass started, and every id the
+  journal had received before the row's intent).  An identical text sent to
+  the same person yesterday, by another run, is never taken for today's.
 * Codes 4-6, 8, 9, 14 stop the run at once; one bad row never stops the others.
-  ``request_stop()`` (Ctrl-C, SIGTERM) takes no new rows and lets requests in
-  flight finish.
+  ``request_stop()`` (Ctrl-C, SIGTERM) takes no new rows, cuts waits short and
+  lets requests in flight finish; the pass always waits for them, so the
+  journal is never left behind by a request still on its way.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -67,6 +76,8 @@ SEND, SEARCH = "send", "search"
 ABORT, FOUND, SEARCH_FAILED = "abort", "found", "search_failed"
 STOPPED_BEFORE_ROW = "not sent: the run was stopped before this row"
 
+log = logging.getLogger(__name__)
+
 DEFERRED_MIN = timedelta(hours=1)
 DEFERRED_MAX = timedelta(days=14)
 
@@ -86,14 +97,13 @@ class SendOptions:
     max_retry_seconds: float = 300.0
     settle_seconds: float = 5.0
     reconcile_window: timedelta = timedelta(days=1)
-    stop_grace_seconds: float = 60.0
     #: consecutive rows that could not reach the API before the run gives up
     unreachable_after: int = 20
 
 
 @dataclass
 class SendSummary:
-    """What a pass did; ``counts`` are journal states of every registered row."""
+    """What a pass did; ``counts`` are the journal states of the pass's rows."""
 
     counts: Counter[str]
     sent_now: int = 0
@@ -157,6 +167,8 @@ class _Task:
     kind: str  # "send" or "search"
     row: JournalRow
     intent_at: str = ""
+    #: for a search: only messages with a higher id can be this row's
+    floor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,21 +192,27 @@ class _Row:
     state: str
     posts: int = 0
     searches: int = 0
+    #: the intent of this row's last request was made by this pass
+    claimed_here: bool = False
 
 
-@dataclass(order=True)
+@dataclass(eq=False)
 class _Due:
+    """A search to make at ``at`` (compared by identity: two may share a time)."""
+
     at: float
-    row_key: str = field(compare=False)
+    row_key: str
 
 
 class SendPass:
     """Send the journal's pending rows (and reconcile its unknown ones).
 
-    ``sleep`` and ``clock`` are injectable for tests; ``on_progress`` gets a
-    ``SendProgress`` after each batch of outcomes; ``checkpoint`` (for example
-    "rewrite the results file") is called every ``checkpoint_interval`` seconds
-    in a background thread, and never twice at once.
+    ``keys`` limits the pass to those rows (the current list's): rows of an
+    earlier version of the list that are still pending in the journal are
+    left alone.  ``sleep`` and ``clock`` are injectable for tests;
+    ``on_progress`` gets a ``SendProgress`` after each batch of outcomes;
+    ``checkpoint`` (for example "rewrite the results file") is called every
+    ``checkpoint_interval`` seconds in a background thread, never twice at once.
     """
 
     def __init__(
@@ -203,6 +221,7 @@ class SendPass:
         journal: Journal,
         options: SendOptions | None = None,
         *,
+        keys: Collection[str] | None = None,
         limiter: RateLimiter | None = None,
         on_progress: Callable[[SendProgress], None] | None = None,
         checkpoint: Callable[[], None] | None = None,
@@ -213,13 +232,14 @@ class SendPass:
         self.client = client
         self.journal = journal
         self.options = options or SendOptions()
-        self.limiter = limiter or RateLimiter(self.options.rate)
+        self.keys = frozenset(keys) if keys is not None else None
+        # Set on a stop request, an abort and when the pass ends: workers take
+        # no new rows, and waits (retry backoff, rate slots) end at once.
+        self._halt = threading.Event()
+        self.limiter = limiter or RateLimiter(self.options.rate, sleep=self._halt.wait)
         self.on_progress = on_progress
         self.checkpoint = checkpoint
         self.checkpoint_interval = checkpoint_interval
-        # Set on a stop request and when the pass ends: workers take no new rows
-        # and cut retry waits short.
-        self._halt = threading.Event()
         self._interrupted = False
         self._sleep = sleep or self._interruptible_sleep
         self._clock = clock
@@ -248,6 +268,23 @@ class SendPass:
         waited = (datetime.now() - intent).total_seconds()
         return max(0.0, self.options.settle_seconds - waited)
 
+    def newest_message_id(self) -> int | None:
+        """The highest message id in the account now, or None if it can't be learned.
+
+        Sorted by campaignId (a documented sort field; every send makes its
+        own campaign, so the newest campaign holds the newest message).
+        """
+        try:
+            items, _ = call_read(
+                partial(self.client.list_messages, page_size=25, sort={"campaignId": "DESC"}),
+                policy=ReadPolicy(attempts=self.options.max_attempts, sleep=self._sleep),
+            )
+        except MobizonBatchError as exc:
+            log.warning("could not read the newest message id (%s); searches use the journal", exc)
+            return None
+        ids = [item["id"] for item in items if isinstance(item.get("id"), int)]
+        return max(ids) if ids else 0
+
     # ------------------------------------------------------------ coordinator
 
     def run(self) -> SendSummary:
@@ -257,9 +294,9 @@ class SendPass:
             run.loop()
         finally:
             self._halt.set()  # queued tasks are released at once, whatever ended the loop
-            run.shutdown()
+            run.shutdown()  # ... and every request in flight has ended before we return
         summary = run.summary
-        summary.counts = self.journal.counts()
+        summary.counts = self.journal.counts(self.keys)
         summary.elapsed = self._clock() - run.started
         summary.interrupted = self._interrupted and summary.aborted is None
         summary.retries = self._retries
@@ -279,6 +316,8 @@ class SendPass:
             if self.halted:
                 raise _Released()
             self.limiter.acquire()
+            if self.halted:  # the wait for a slot ended because the run stopped
+                raise _Released()
             posts += 1
             try:
                 return self.client.send_sms(
@@ -323,7 +362,8 @@ class SendPass:
         except MobizonBatchError as exc:
             return self._classify(task, exc, posts)
         except Exception as exc:  # a bug must not lose the row: its request may have left
-            return _Result(task, UNKNOWN, posts, error=f"internal error while sending: {exc!r}")
+            error = self.client.redact(f"internal error while sending: {exc!r}")
+            return _Result(task, UNKNOWN, posts, error=error)
         return _Result(task, SENT, posts, receipt=receipt)
 
     def _classify(self, task: _Task, exc: MobizonBatchError, posts: int) -> _Result:
@@ -338,7 +378,13 @@ class SendPass:
                 error=f"not sent: gave up retrying ({exc})",
                 unreachable=isinstance(exc, TransportError),
             )
-        if isinstance(exc, WrongDomain) or (isinstance(exc, ApiError) and exc.aborts_run):
+        if isinstance(exc, ConfigError | WrongDomain) or (
+            isinstance(exc, ApiError) and exc.aborts_run
+        ):
+            # Nothing was created: a refused key, a redirect, a domain we may not use.
+            # Halt here, not when the coordinator gets to it: the other workers
+            # must not start one more request that can only be refused too.
+            self._halt.set()
             return _Result(task, ABORT, posts, error=str(exc), exception=exc)
         if isinstance(exc, AnswerLost | ServiceError | BackgroundTask):
             code = exc.code if isinstance(exc, ApiError) else None
@@ -353,10 +399,11 @@ class SendPass:
         if self.halted:
             return _Result(task, SEARCH_FAILED, error="outcome unknown: the run stopped first")
         since = _parse_time(task.intent_at) or datetime.now()
+        # Not "from": the sender may differ from the one asked for (a default, or
+        # another --from when resumed); recipient + exact text + a newer id decide.
         criteria: dict[str, Any] = {
             "to": row.recipient,
             "text": row.text,
-            "from": self.options.sender or None,
             "campaignCreateTsFrom": (since - self.options.reconcile_window).strftime(
                 TIMESTAMP_FORMAT
             ),
@@ -371,11 +418,11 @@ class SendPass:
                         criteria,
                         page=page,
                         page_size=100,
-                        sort={"id": "DESC"},
+                        sort={"campaignId": "DESC"},
                     ),
                     policy=ReadPolicy(attempts=self.options.max_attempts, sleep=self._sleep),
                 )
-                found.extend(_exact_matches(items, row))
+                found.extend(_exact_matches(items, row, task.floor))
                 page += 1
                 if not items or page * 100 >= total:
                     break
@@ -396,20 +443,24 @@ class _Run:
         self.clock = owner._clock
         self.started = self.clock()
         self.summary = SendSummary(counts=Counter())
+        keys = owner.keys
         self.journal.recover_interrupted()
-        self.pending: deque[JournalRow] = deque(self.journal.rows([PENDING]))
+        self.pending: deque[JournalRow] = deque(
+            row for row in self.journal.rows([PENDING]) if keys is None or row.row_key in keys
+        )
         self.tracked: dict[str, _Row] = {}
         self.due: list[_Due] = []
         for row in self.journal.rows([UNKNOWN]):
-            self.tracked[row.row_key] = _Row(row, state=UNKNOWN)
-            self.due.append(_Due(self.clock() + owner._settle_left(row.intent_at), row.row_key))
-        self.live = self.journal.counts()
+            if keys is None or row.row_key in keys:
+                self.tracked[row.row_key] = _Row(row, state=UNKNOWN)
+                self.due.append(_Due(self.clock() + owner._settle_left(row.intent_at), row.row_key))
+        self.live = self.journal.counts(keys)
+        # Every message created by this pass's requests is newer than this one.
+        self.newest_before = owner.newest_message_id() if self.pending or self.due else None
         self.busy_pairs: set[tuple[str, str]] = set()
         self.in_flight: dict[Future[_Result], _Task] = {}
         self.capacity = max(1, self.options.workers) * 2
         self.unreachable_streak = 0
-        self.halted_at: float | None = None
-        self.abandoned = False
         self.pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.workers), thread_name_prefix="send"
         )
@@ -417,9 +468,11 @@ class _Run:
 
     @property
     def dispatching(self) -> bool:
-        return (
-            not self.owner.halted and self.summary.aborted is None and not self.summary.unreachable
-        )
+        return not self.owner.halted
+
+    def halt(self) -> None:
+        """Stop handing out work, and cut every wait short (an abort, no API)."""
+        self.owner._halt.set()
 
     def loop(self) -> None:
         while True:
@@ -433,9 +486,6 @@ class _Run:
                     self.owner._sleep(min(0.2, max(0.0, wake - self.clock())))
                 continue
             done, _ = wait(list(self.in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
-            if not done and self.grace_over():
-                self.abandoned = True  # stragglers stay "sending": the next run reconciles them
-                return
             outcomes: list[Outcome] = []
             for future in done:
                 task = self.in_flight.pop(future)
@@ -444,38 +494,35 @@ class _Run:
                 self.unreachable_streak = self.unreachable_streak + 1 if result.unreachable else 0
                 self.absorb(result, outcomes)
             self.record(outcomes)
-            if self.unreachable_streak >= self.options.unreachable_after:
+            if self.unreachable_streak >= self.options.unreachable_after and self.dispatching:
                 self.summary.unreachable = (
                     f"{self.unreachable_streak} rows in a row could not reach the API; "
                     f"stopped sending (the rest stay pending: run the same command again)"
                 )
+                self.halt()
             self.report()
             self.checkpointer.maybe_run()
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+        # Wait for every request in flight: the journal must outlive them all.
+        # Each ends within the HTTP timeouts (the halt cut every other wait).
+        self.pool.shutdown(wait=True, cancel_futures=True)
         self.checkpointer.finish()
-
-    def grace_over(self) -> bool:
-        if self.dispatching:
-            return False
-        if self.halted_at is None:
-            self.halted_at = self.clock()
-        return self.clock() - self.halted_at > self.options.stop_grace_seconds
 
     def dispatch(self) -> None:
         """Hand out due searches first, then claim and hand out pending rows."""
         now = self.clock()
-        for item in sorted(self.due):
+        for item in sorted(self.due, key=lambda d: d.at):
             if len(self.in_flight) >= self.capacity or item.at > now:
                 break
-            row = self.tracked[item.row_key].row
+            tracked = self.tracked[item.row_key]
+            row = tracked.row
             pair = (row.recipient, row.text)
             if pair in self.busy_pairs:
                 continue
-            self.due.remove(item)
+            self.due = [d for d in self.due if d is not item]
             self.busy_pairs.add(pair)
-            self.submit(_Task(SEARCH, row, row.intent_at or ""))
+            self.submit(_Task(SEARCH, row, row.intent_at or "", self.floor_for(tracked)))
         batch: list[JournalRow] = []
         skipped: list[JournalRow] = []
         while self.pending and len(self.in_flight) + len(batch) < self.capacity:
@@ -490,10 +537,23 @@ class _Run:
         if not batch:
             return
         # The intent is committed (fully synced) before any of these requests leaves.
-        intent_at = self.journal.claim([row.row_key for row in batch])
+        intent_at, claimed = self.journal.claim([row.row_key for row in batch])
+        claimed_keys = set(claimed)
         for row in batch:
-            self.move(row, SENDING)
+            if row.row_key not in claimed_keys:  # already settled: never handed out twice
+                self.busy_pairs.discard((row.recipient, row.text))
+                continue
+            tracked = self.move(row, SENDING)
+            tracked.claimed_here = True
             self.submit(_Task(SEND, replace(row, intent_at=intent_at), intent_at))
+
+    def floor_for(self, tracked: _Row) -> int | None:
+        """The id a message must exceed to be this row's (None: no bound known)."""
+        floors = [self.journal.id_floor(tracked.row.intent_at)]
+        if tracked.claimed_here:
+            floors.append(self.newest_before)
+        known = [f for f in floors if f is not None]
+        return max(known) if known else None
 
     def submit(self, task: _Task) -> None:
         work = self.owner._send if task.kind == SEND else self.owner._search
@@ -541,8 +601,9 @@ class _Run:
         elif result.state == ABORT:
             outcomes.append(Outcome(key, PENDING, result.posts, error=result.error))
             self.move(row, PENDING)
-            if summary.aborted is None and isinstance(result.exception, ApiError):
+            if summary.aborted is None:
                 summary.aborted = RunAborted(result.error, result.exception)
+            self.halt()
         elif result.state == FOUND:
             self.record(outcomes)  # the adoption must see every id recorded so far
             adopted = self.journal.adopt(key, result.candidates) if result.candidates else None
@@ -599,11 +660,12 @@ def _rejection(exc: ApiError) -> str:
 
 
 def _exact_matches(
-    items: Sequence[dict[str, Any]], row: JournalRow
+    items: Sequence[dict[str, Any]], row: JournalRow, floor: int | None
 ) -> list[tuple[int, int | None]]:
-    """``(id, campaignId)`` of listed messages to exactly this recipient with exactly this text.
+    """``(id, campaignId)`` of listed messages that can be this row's.
 
-    The API's ``to`` criterion is a substring match, so the filter is repeated here.
+    To exactly this recipient (the API's ``to`` criterion is a substring
+    match), with exactly this text, and newer than ``floor`` when one is known.
     """
     found = []
     for item in items:
@@ -612,6 +674,7 @@ def _exact_matches(
             str(item.get("to", "")) == row.recipient
             and item.get("text") == row.text
             and isinstance(message_id, int)
+            and (floor is None or message_id > floor)
         ):
             found.append((message_id, campaign_id if isinstance(campaign_id, int) else None))
     return found

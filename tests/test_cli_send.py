@@ -93,7 +93,7 @@ def test_faults_and_rate_limit_every_row_sent_exactly_once(
 ) -> None:
     phones = numbers(2000)
     source = write_list(tmp_path / "list.csv", phones)
-    api_env.configure(fault_503=0.05, fault_drop_before=0.05, fault_drop_after=0.03, rate_limit=150)
+    api_env.configure(fault_503=0.05, fault_drop_before=0.05, fault_drop_after=0.03, rate_limit=100)
     results = tmp_path / "results.csv"
     code = main(
         [
@@ -338,3 +338,67 @@ def test_the_key_is_in_no_output_file_journal_or_log(
     assert len(written) > 10_000
     for blob in (written, captured.out.encode(), captured.err.encode()):
         assert TEST_KEY.encode() not in blob  # ... and still the key is nowhere
+
+
+def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
+    phones = numbers(200)
+    source = write_list(tmp_path / "list.csv", phones)
+    results = tmp_path / "results.csv"
+    with MobizonEmulator(api_key=TEST_KEY, latency=0.01) as emulator:
+        env = subprocess_env(emulator)
+        command = send_command(source, results, "--rate", "80")
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        time.sleep(1.2)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert Counter(m.to for m in emulator.messages()) == Counter(phones)
+
+
+def test_a_second_ctrl_c_quits_at_once_and_the_rerun_settles_everything(tmp_path: Path) -> None:
+    phones = numbers(40)
+    source = write_list(tmp_path / "list.csv", phones)
+    results = tmp_path / "results.csv"
+    # Answers take 3 s: after the first Ctrl-C the requests in flight keep it waiting.
+    slow_sends = frozenset({"message/sendsmsmessage"})
+    with MobizonEmulator(api_key=TEST_KEY, latency=3.0, latency_methods=slow_sends) as emulator:
+        env = subprocess_env(emulator)
+        command = send_command(source, results, "--rate", "0", "--settle", "0")
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 20
+        while not emulator.calls("message/sendsmsmessage") and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the first requests are on their way
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        second = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        quit_after = time.monotonic() - second
+        assert process.returncode == 130, err
+        assert quit_after < 1.5 and "quitting at once" in err
+        emulator.configure(latency=0.0)
+        time.sleep(3.5)  # the requests the dead process made are processed by now
+        resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stderr
+        assert Counter(m.to for m in emulator.messages()) == Counter(phones)
+
+
+def test_the_missing_journal_guard_finds_a_suffixed_id_column(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "list.csv"
+    source.write_text("phone,text,message_id\n77010000001,hi,old-7\n", encoding="utf-8")
+    results = tmp_path / "r.csv"
+    assert main(["send", str(source), "-o", str(results), "-q"]) == 0
+    assert "message_id_result" in results.read_text(encoding="utf-8-sig").splitlines()[0]
+    (tmp_path / "r.csv.journal.sqlite").unlink()
+    source.write_text("phone,text,message_id\n77010000001,hi,\n", encoding="utf-8")
+    assert main(["send", str(source), "-o", str(results), "-q"]) == 2
+    assert "could send those rows twice" in capsys.readouterr().err
+    assert len(api_env.messages()) == 1

@@ -58,7 +58,8 @@ def test_claim_then_crash_leaves_sending_then_unknown(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:
         journal.register([entry("a"), entry("b")])
-        intent = journal.claim(["a"])
+        intent, claimed = journal.claim(["a"])
+        assert claimed == ["a"]
     # A separate connection sees the intent: it was committed, not just cached.
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT state, intent_at FROM rows WHERE row_key='a'").fetchone() == (
@@ -99,3 +100,36 @@ def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(Exception, match="not a usable journal"):
         Journal(path)
+
+
+def test_claim_never_hands_out_a_settled_row(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.register([entry("a"), entry("b"), entry("c"), entry("d", "invalid")])
+        journal.claim(["a", "b"])
+        journal.record([Outcome("a", SENT, 1, 100, 1), Outcome("b", UNKNOWN, 1)])
+        _, claimed = journal.claim(["a", "b", "c", "d", "nope"])
+        assert claimed == ["b", "c"]  # not the sent one, not the invalid one
+
+
+def test_counts_of_the_current_list_only(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.register([entry("a"), entry("b"), entry("c", "duplicate")])
+        assert journal.counts() == {PENDING: 2, "duplicate": 1}
+        assert journal.counts({"a", "c"}) == {PENDING: 1, "duplicate": 1}
+
+
+def test_id_floor_is_the_newest_id_received_before_a_moment(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        journal.register([entry("a"), entry("b"), entry("c")])
+        assert journal.id_floor("2999-01-01 00:00:00") is None
+        journal.record([Outcome("a", SENT, 1, 500, 1), Outcome("b", SENT, 1, 700, 2)])
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE rows SET sent_at='2026-11-28 10:00:00' WHERE row_key='a'")
+        db.execute("UPDATE rows SET sent_at='2026-11-28 10:00:05' WHERE row_key='b'")
+    with Journal(path) as journal:
+        assert journal.id_floor("2026-11-28 09:59:59") is None
+        assert journal.id_floor("2026-11-28 10:00:01") == 500
+        assert journal.id_floor("2026-11-28 10:00:05") == 500  # the same second is not "before"
+        assert journal.id_floor("2026-11-28 10:00:06") == 700
+        assert journal.id_floor(None) is None

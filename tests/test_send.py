@@ -225,3 +225,75 @@ def test_deferred_to_window(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="deferred-to"):
             check_deferred_to(text, now)
+
+
+def test_rows_of_an_earlier_version_of_the_list_are_left_alone(
+    emulator: MobizonEmulator, client: MobizonClient, journal: Journal
+) -> None:
+    old = [PlanEntry("old-typo", "77770000009", "Sale tomorow!", "sendable", "", 1)]
+    journal.register(old + plan(3))  # a run that stopped before sending anything
+    current = [PlanEntry("new", "77770000009", "Sale tomorrow!", "sendable", "", 1), *plan(3)]
+    journal.register(current)
+    summary = SendPass(
+        client, journal, SendOptions(rate=0, settle_seconds=0), keys={e.row_key for e in current}
+    ).run()
+    assert sorted(m.text for m in emulator.messages() if m.to == "77770000009") == [
+        "Sale tomorrow!"
+    ]
+    assert summary.counts == {SENT: 4}  # the old row is not counted either
+    old_row = journal.get("old-typo")
+    assert old_row is not None and old_row.state == PENDING
+
+
+def test_an_older_identical_message_is_never_adopted(
+    emulator: MobizonEmulator, client: MobizonClient, journal: Journal
+) -> None:
+    # Yesterday's run (another journal) sent the very same texts to the same people.
+    for number in numbers(30):
+        client.send_sms(number, "Привет, это тест")
+    yesterday = {m.id for m in emulator.messages()}
+    emulator.configure(fault_drop_before=0.3, fault_methods=frozenset({"message/sendsmsmessage"}))
+    journal.register(plan(30))
+    summary = make_pass(client, journal).run()
+    dropped = sum(1 for c in emulator.calls("message/sendsmsmessage") if c.fault == "drop_before")
+    assert dropped > 0
+    assert summary.counts == {SENT: 30} and summary.adopted == 0
+    assert not {r.message_id for r in journal.rows()} & yesterday
+    assert accepted(emulator) == Counter({n: 2 for n in numbers(30)})  # yesterday's + today's
+
+
+def test_searches_use_documented_criteria_only(
+    emulator: MobizonEmulator, client: MobizonClient, journal: Journal
+) -> None:
+    emulator.configure(fault_drop_after=0.5, fault_methods=frozenset({"message/sendsmsmessage"}))
+    journal.register(plan(10))
+    make_pass(client, journal, sender="Shop").run()
+    searches = emulator.calls("message/list")
+    assert searches
+    for call in searches:
+        assert call.params.get("sort") in ({"campaignId": "DESC"},)
+        assert "from" not in call.params.get("criteria", {})  # the sender may differ
+
+
+def test_a_stop_ends_waits_for_a_rate_slot_without_sending(
+    emulator: MobizonEmulator, client: MobizonClient, journal: Journal
+) -> None:
+    journal.register(plan(40))
+    send = make_pass(client, journal, rate=1, workers=8)
+    timer = threading.Timer(0.5, send.request_stop)
+    timer.start()
+    started = time.monotonic()
+    summary = send.run()
+    assert time.monotonic() - started < 3  # nobody sat out their slot
+    assert len(emulator.messages()) == summary.counts[SENT] <= 2
+    assert summary.counts[PENDING] == 40 - summary.counts[SENT]
+
+
+def test_an_abort_stops_the_other_workers(emulator: MobizonEmulator, journal: Journal) -> None:
+    journal.register(plan(100))
+    with MobizonClient("W" * 40, emulator.url) as wrong:
+        summary = make_pass(wrong, journal, rate=0, workers=8).run()
+    refused = [c for c in emulator.calls("message/sendsmsmessage") if c.code == 8]
+    assert summary.aborted is not None
+    assert len(refused) <= 8  # the requests already on their way, and no more
+    assert summary.counts == {PENDING: 100}
