@@ -42,7 +42,7 @@ from mobizon_batch.errors import (
     TransportError,
     WrongDomain,
 )
-from mobizon_batch.jobs import Job, JobLock, load_job
+from mobizon_batch.jobs import Job, job_lock, load_job
 from mobizon_batch.journal import (
     PENDING,
     SENDING,
@@ -575,13 +575,6 @@ def _validity(text: str) -> int:
     return value
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must not be negative (0 means no limit)")
-    return value
-
-
 def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "send",
@@ -616,7 +609,7 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     pace = parser.add_argument_group("pace and safety")
     pace.add_argument(
         "--rate",
-        type=_rate,
+        type=_non_negative,
         default=20.0,
         metavar="PER_SECOND",
         help="messages per second at most (default: 20; 0: no limit); halves on code 30",
@@ -1320,7 +1313,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if path is not None:  # a job makes its own output folders, then checks them
                 path.parent.mkdir(parents=True, exist_ok=True)
                 check_output_path(path)
-        with JobLock(job.lock_path) as lock, _job_log(job.log_path, args.quiet) as log_file:
+        with job_lock(job.lock_path) as lock, _job_log(job.log_path, args.quiet) as log_file:
             print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
             if lock.took_over:
                 print(

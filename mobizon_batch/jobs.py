@@ -14,16 +14,16 @@ report (the "morning after" job).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mobizon_batch.errors import ConfigError
+from mobizon_batch.locks import ProcessLock
 
 # Every key a job file may hold, by table, with the type it must have.
 _TOP: dict[str, type | tuple[type, ...]] = {
@@ -197,44 +197,11 @@ def _check_type(where: str, key: str, value: Any, expected: type | tuple[type, .
 _TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
 
 
-class JobLock:
-    """An exclusive lock for one job's output, so a job never runs twice at once.
-
-    ``flock`` is released by the kernel when its holder dies, so a lock file
-    left by a killed run is simply taken over; ``took_over`` then names the
-    dead process so the caller can say so.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.took_over = ""
-        self._handle: IO[str] | None = None
-
-    def __enter__(self) -> JobLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise ConfigError(
-                f"this job is already running ({holder}, lock {self.path}); "
-                f"not starting a second copy"
-            ) from None
-        handle.seek(0)
-        self.took_over = handle.read().strip()
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()}\n")
-        handle.flush()
-        self._handle = handle
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._handle is not None:
-            self._handle.seek(0)
-            self._handle.truncate()
-            self._handle.close()
-            self._handle = None
+def job_lock(path: Path) -> ProcessLock:
+    """The lock that keeps a job from running twice at once (see ``locks``)."""
+    return ProcessLock(
+        path,
+        lambda holder: ConfigError(
+            f"this job is already running ({holder}, lock {path}); not starting a second copy"
+        ),
+    )

@@ -23,7 +23,6 @@ the process, so a crash never leaves a stale lock behind.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -33,11 +32,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
 from mobizon_batch.errors import ConfigError
+from mobizon_batch.locks import ProcessLock
 
 SCHEMA_VERSION = 1
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -148,7 +148,14 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._lock_file = _acquire_lock(self.path)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        self._lock_file = ProcessLock(
+            lock_path,
+            lambda holder: JournalLocked(
+                f"{self.path} is in use by {holder}: another send with this journal is "
+                f"running; wait for it to finish (two at once could send rows twice)"
+            ),
+        ).acquire()
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +167,7 @@ class Journal:
             self._db.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as exc:
-            self._lock_file.close()
+            self._lock_file.release()
             raise ConfigError(f"{self.path} is not a usable journal ({exc})") from exc
 
     def __enter__(self) -> Journal:
@@ -172,7 +179,7 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-            self._lock_file.close()
+            self._lock_file.release()
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -426,25 +433,3 @@ class Journal:
                     "SELECT message_id FROM rows WHERE message_id IS NOT NULL"
                 )
             }
-
-
-def _acquire_lock(path: Path) -> IO[str]:
-    """Hold an exclusive ``flock`` on ``PATH.lock`` for the journal's lifetime."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise JournalLocked(
-            f"{path} is in use by {holder}: another send with this journal is running; "
-            f"wait for it to finish (two at once could send rows twice)"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"process {os.getpid()}\n")
-    handle.flush()
-    return handle

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 
 from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
-from mobizon_batch.jobs import JobLock, load_job
+from mobizon_batch.jobs import job_lock, load_job
 from mobizon_batch.samples import write_samples
 from mobizon_batch.table import read_table
 from tests.conftest import TEST_KEY
@@ -178,7 +178,7 @@ def test_a_job_already_running_is_refused(
     job = write_job(job_folder)
     (job_folder / "out").mkdir()
     lock = load_job(job).lock_path
-    with JobLock(lock):
+    with job_lock(lock):
         assert main(["run", str(job)]) == 2
     assert "already running" in capsys.readouterr().err
     assert api_env.calls() == []

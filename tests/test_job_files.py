@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.jobs import JobLock, load_job
+from mobizon_batch.jobs import job_lock, load_job
 
 TODAY = date(2026, 11, 28)
 
@@ -119,26 +119,26 @@ def test_missing_job_file(tmp_path: Path) -> None:
 
 def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path: Path) -> None:
     lock_path = tmp_path / "out" / "job.lock"
-    with JobLock(lock_path) as first:
+    with job_lock(lock_path) as first:
         assert first.took_over == ""
         with pytest.raises(ConfigError, match="already running"):
-            JobLock(lock_path).__enter__()
+            job_lock(lock_path).__enter__()
     # A process that takes the lock and dies without releasing it.
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from mobizon_batch.jobs import JobLock; "
-            f"lock = JobLock(Path({str(lock_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)",
+            "import sys, time; from pathlib import Path; from mobizon_batch.jobs import job_lock; "
+            f"lock = job_lock(Path({str(lock_path)!r})).__enter__(); print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with pytest.raises(ConfigError, match=f"process {holder.pid}"):
-        JobLock(lock_path).__enter__()
+        job_lock(lock_path).__enter__()
     holder.kill()
     holder.wait()
     time.sleep(0.05)
-    with JobLock(lock_path) as taken:
+    with job_lock(lock_path) as taken:
         assert taken.took_over == f"process {holder.pid}"
