@@ -70,7 +70,7 @@ from mobizon_batch.prepare import (
 )
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.report import ReportSummary, summarize, write_report
-from mobizon_batch.results import dry_run_results, send_results
+from mobizon_batch.results import dry_run_results, known_statuses, send_results
 from mobizon_batch.retries import ReadPolicy, call_read
 from mobizon_batch.samples import write_samples
 from mobizon_batch.send import (
@@ -693,8 +693,10 @@ def _cmd_send(args: argparse.Namespace) -> int:
                 + (f" ({counts[SENT]:,} already sent)" if counts[SENT] else ""),
             )
 
+            statuses = known_statuses(results_path)  # kept when the file is rewritten
+
             def checkpoint() -> None:
-                frame = send_results(plan, journal)
+                frame = send_results(plan, journal, statuses)
                 write_table(frame, results_path, delimiter=output_delimiter(plan.table))
 
             send_pass = SendPass(client, journal, options, keys=keys, checkpoint=checkpoint)

@@ -10,16 +10,27 @@ rows, whatever order they were sent in.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
+from mobizon_batch.errors import MobizonBatchError
 from mobizon_batch.journal import PENDING, SENDING, Journal
 from mobizon_batch.prepare import (
+    RESULT_COLUMNS,
     SENDABLE,
     Plan,
     planned_results,
     result_column_names,
     with_input_columns,
 )
+from mobizon_batch.status import (
+    MESSAGE_ID_COLUMN,
+    STATUS_COLUMNS,
+    locate_columns,
+    parse_message_id,
+)
+from mobizon_batch.table import read_table
 
 #: What ``send_status`` says of a row still in these journal states.
 STATE_WORDS = {
@@ -28,16 +39,46 @@ STATE_WORDS = {
 }
 
 
-def send_results(plan: Plan, journal: Journal) -> pd.DataFrame:
+def known_statuses(path: Path) -> pd.DataFrame | None:
+    """The delivery-status columns of an existing results file, indexed by message id.
+
+    Why: ``send`` rewrites the results file from the list and the journal; a
+    file that ``status`` already filled in would lose those columns when a
+    send is resumed (or a job re-run) after it.  They are carried over by
+    message id.  None when there is no such file or nothing to carry.
+    """
+    if not path.exists():
+        return None
+    try:
+        frame = read_table(path).frame
+    except MobizonBatchError:
+        return None
+    names = locate_columns(frame.columns)
+    id_column = names.get(MESSAGE_ID_COLUMN, MESSAGE_ID_COLUMN)
+    present = {c: names[c] for c in STATUS_COLUMNS if names.get(c) in frame.columns}
+    if id_column not in frame.columns or not present:
+        return None
+    ids = frame[id_column].map(parse_message_id)
+    keep = ids.notna()
+    carried = frame.loc[keep, list(present.values())]
+    carried.columns = list(present)
+    carried.index = pd.Index(ids[keep].astype("int64"))
+    return carried[~carried.index.duplicated(keep="last")]
+
+
+def send_results(
+    plan: Plan, journal: Journal, statuses: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Input columns, then recipient, send_status, message_id … sent_at, from the journal.
 
     ``send_status`` is the journal's state (``sent``, ``failed``, ``unknown``,
     ``pending``, ``sending``) or the plan's verdict for rows never to be sent;
     ``error`` is the journal's error for attempted rows and the plan's reason
-    for the others.
+    for the others.  ``statuses`` (from ``known_statuses``) adds the status
+    columns back, matched by message id.
     """
     rows = plan.rows
-    names = result_column_names(plan.table.columns)
+    names = result_column_names(plan.table.columns, (*RESULT_COLUMNS, *STATUS_COLUMNS))
     journal_rows = journal.frame()
     merged = rows[["row_key", "recipient", "verdict", "reason", "segments"]].merge(
         journal_rows, on="row_key", how="left", suffixes=("", "_journal")
@@ -57,6 +98,11 @@ def send_results(plan: Plan, journal: Journal) -> pd.DataFrame:
         names["error"]: error.astype("str"),
         names["sent_at"]: merged["sent_at"].fillna("").astype("str"),
     }
+    if statuses is not None:
+        message_ids = merged["message_id"]
+        for column in statuses.columns:
+            values = message_ids.map(statuses[column]).fillna("").astype("str")
+            results[names[column]] = values.set_axis(rows.index)
     return with_input_columns(plan, results)
 
 

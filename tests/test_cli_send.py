@@ -402,3 +402,23 @@ def test_the_missing_journal_guard_finds_a_suffixed_id_column(
     assert main(["send", str(source), "-o", str(results), "-q"]) == 2
     assert "could send those rows twice" in capsys.readouterr().err
     assert len(api_env.messages()) == 1
+
+
+def test_statuses_filled_in_survive_a_resumed_send(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "r.csv"
+    first = write_list(tmp_path / "first.csv", numbers(3))
+    assert main(["send", str(first), "-o", str(results), "-q"]) == 0
+    time.sleep(0.6)  # the emulator's statuses become final
+    assert main(["status", str(results), "-q"]) == 0
+    before = read_results(results)
+    assert {r["status_final"] for r in before} == {"true"}
+    # The list grows; the same command sends the new rows and keeps what status learned.
+    more = write_list(tmp_path / "more.csv", numbers(5))
+    assert main(["send", str(more), "-o", str(results), "-q"]) == 0
+    after = read_results(results)
+    assert [r["status"] for r in after[:3]] == [r["status"] for r in before]
+    assert [r["status"] for r in after[3:]] == ["", ""]
+    assert list(after[0]) == list(before[0])  # same columns, same order
+    assert len(api_env.messages()) == 5
