@@ -483,8 +483,16 @@ def _progress_bar(args: argparse.Namespace, total: int, description: str) -> tqd
 def output_path_for(args: argparse.Namespace) -> Path:
     """``-o``, checked before any work: writable format and folder, not the input itself."""
     output = check_output_path(args.output)
-    if output.resolve() == Path(args.input).resolve():
-        raise ConfigError(f"-o {args.output} would overwrite the input list: choose another name")
+    others = {"the input list": args.input}
+    if getattr(args, "optout", None):
+        others["the opt-out list"] = args.optout
+    if getattr(args, "journal", None):
+        others["the journal"] = args.journal
+    for what, path in others.items():
+        if output.resolve() == Path(path).resolve():
+            raise ConfigError(f"-o {args.output} would overwrite {what}: choose another name")
+    if not os.access(output.parent if str(output.parent) else ".", os.W_OK):
+        raise ConfigError(f"cannot write in {output.parent or '.'}: permission denied")
     return output
 
 
@@ -551,7 +559,8 @@ def _add_validate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 def _cmd_validate(args: argparse.Namespace) -> int:
     report = output_path_for(args) if args.output else None
     plan = plan_from_args(args)
-    print_plan_summary(plan)
+    if not args.quiet or plan.summary.sendable == 0:
+        print_plan_summary(plan)
     if report is not None:
         write_table(
             validation_report(plan),
@@ -712,17 +721,26 @@ def _dry_run(args: argparse.Namespace, results_path: Path, journal_path: Path) -
     if args.deferred_to:
         check_deferred_to(args.deferred_to)
     plan = plan_from_args(args)
-    print_plan_summary(plan)
+    if not args.quiet:
+        print_plan_summary(plan)
     if journal_path.exists():
         with Journal(journal_path) as journal:
             frame = dry_run_results(plan, journal)
     else:
         frame = dry_run_results(plan, None)
-    write_table(frame, results_path, delimiter=output_delimiter(plan.table))
-    print(f"dry run: nothing was sent; planned results: {results_path}")
+    # A dry run never overwrites a results file: it may hold the only copy of
+    # message ids and statuses, and a later send must still find them there.
+    planned_path = results_path if not results_path.exists() else dry_run_path(results_path)
+    write_table(frame, planned_path, delimiter=output_delimiter(plan.table))
+    print(f"dry run: nothing was sent; planned results: {planned_path}")
     if plan.summary.sendable == 0:
         raise _nothing_sendable(plan, results_path)
     return EXIT_OK
+
+
+def dry_run_path(results_path: Path) -> Path:
+    """``r.csv`` → ``r.dry-run.csv``: where a dry run writes when ``r.csv`` exists."""
+    return results_path.with_name(f"{results_path.stem}.dry-run{results_path.suffix}")
 
 
 def _refuse_orphan_results(results_path: Path, journal_path: Path) -> None:
@@ -1495,11 +1513,7 @@ DEMO_KEY = "demo-key-0000000000000000000000000000000"
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     folder: Path = args.out
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--out {folder} is a file, not a folder")
-    for leftover in ("results.xlsx", "results.xlsx.journal.sqlite", "report.xlsx"):
-        with contextlib.suppress(FileNotFoundError):
-            (folder / leftover).unlink()  # each demo starts afresh
+    _prepare_demo_folder(folder)
     samples = write_samples(folder)
     results, report = folder / "results.xlsx", folder / "report.xlsx"
     config = EmulatorConfig(
@@ -1545,6 +1559,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     else:
         print(f"The demo stopped at step '{steps[-1].step}' (exit code {code}).", file=sys.stderr)
     return code
+
+
+DEMO_MARK = ".mobizon-demo"
+
+
+def _prepare_demo_folder(folder: Path) -> None:
+    """Make (or reuse) the demo's folder; never touch a folder the demo did not make.
+
+    The demo writes and deletes files by fixed names (recipients.csv,
+    results.xlsx and its journal…): in someone's work folder that would
+    destroy their own files.  A mark file says the folder is the demo's.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder} is a file, not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / DEMO_MARK).exists():
+        raise ConfigError(
+            f"--out {folder} already holds files the demo did not make: give a new or empty folder"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / DEMO_MARK).write_text("made by mobizon-batch demo\n", encoding="utf-8")
+        for leftover in ("results.xlsx", "results.xlsx.journal.sqlite", "report.xlsx"):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / leftover).unlink()  # each demo starts afresh
+    except OSError as exc:
+        raise ConfigError(f"cannot use {folder} for the demo: {exc.strerror or exc}") from exc
 
 
 @contextmanager

@@ -73,6 +73,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS rows_message_id ON rows(message_id)
 CREATE INDEX IF NOT EXISTS rows_state ON rows(state, seq);
 """
 
+_FRAME_COLUMNS = (
+    "row_key",
+    "recipient",
+    "state",
+    "segments",
+    "message_id",
+    "campaign_id",
+    "error_code",
+    "error",
+    "sent_at",
+)
 _COLUMNS = (
     "row_key, recipient, text, state, reason, segments, attempts, message_id, "
     "campaign_id, error_code, error, intent_at, sent_at"
@@ -404,23 +415,9 @@ class Journal:
     def frame(self) -> pd.DataFrame:
         """Every row's outcome as a DataFrame (for rendering results files)."""
         with self._lock:
-            cursor = self._db.execute(
-                "SELECT row_key, state, message_id, campaign_id, error_code, error, sent_at"
-                " FROM rows"
-            )
+            cursor = self._db.execute(f"SELECT {', '.join(_FRAME_COLUMNS)} FROM rows ORDER BY seq")
             records = cursor.fetchall()
-        frame = pd.DataFrame.from_records(
-            records,
-            columns=[
-                "row_key",
-                "state",
-                "message_id",
-                "campaign_id",
-                "error_code",
-                "error",
-                "sent_at",
-            ],
-        )
+        frame = pd.DataFrame.from_records(records, columns=list(_FRAME_COLUMNS))
         for column in ("message_id", "campaign_id", "error_code"):
             frame[column] = frame[column].astype("Int64")
         return frame

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mobizon_batch.errors import MobizonBatchError
-from mobizon_batch.journal import PENDING, SENDING, Journal
+from mobizon_batch.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
 from mobizon_batch.prepare import (
     RESULT_COLUMNS,
     SENDABLE,
@@ -31,6 +31,10 @@ from mobizon_batch.status import (
     parse_message_id,
 )
 from mobizon_batch.table import read_table
+
+#: Journal states of rows that were (or may have been) sent: never dropped from results.
+ATTEMPTED = (SENT, FAILED, UNKNOWN, SENDING)
+EARLIER_NOTE = "not in this version of the list (an earlier run sent it)"
 
 #: What ``send_status`` says of a row still in these journal states.
 STATE_WORDS = {
@@ -76,34 +80,55 @@ def send_results(
     ``error`` is the journal's error for attempted rows and the plan's reason
     for the others.  ``statuses`` (from ``known_statuses``) adds the status
     columns back, matched by message id.
+
+    Rows an earlier run sent (or tried to) that the current list no longer
+    has are kept after the list's own rows, with empty input columns: a
+    shorter list must not make sent messages vanish from the file that
+    ``status`` and ``report`` read.
     """
     rows = plan.rows
     names = result_column_names(plan.table.columns, (*RESULT_COLUMNS, *STATUS_COLUMNS))
     journal_rows = journal.frame()
     merged = rows[["row_key", "recipient", "verdict", "reason", "segments"]].merge(
-        journal_rows, on="row_key", how="left", suffixes=("", "_journal")
+        journal_rows.drop(columns=["recipient", "segments"]), on="row_key", how="left"
     )
     merged.index = rows.index
-    state = merged["state"].fillna(rows["verdict"].where(rows["verdict"] != SENDABLE, PENDING))
-    status = state.replace(STATE_WORDS)
-    planned = state.isin(["invalid", "duplicate", "opted_out"])
-    error = merged["error"].fillna("").where(~planned, merged["reason"])
-    results = {
-        names["recipient"]: rows["recipient"],
-        names["send_status"]: status.astype("str"),
-        names["message_id"]: merged["message_id"].astype("Int64"),
-        names["campaign_id"]: merged["campaign_id"].astype("Int64"),
-        names["segments"]: rows["segments"].astype("Int64"),
-        names["error_code"]: merged["error_code"].astype("Int64"),
-        names["error"]: error.astype("str"),
-        names["sent_at"]: merged["sent_at"].fillna("").astype("str"),
+    merged["state"] = merged["state"].fillna(
+        rows["verdict"].where(rows["verdict"] != SENDABLE, PENDING)
+    )
+    planned = merged["state"].isin(["invalid", "duplicate", "opted_out"])
+    merged["error"] = merged["error"].fillna("").where(~planned, merged["reason"])
+    frame = with_input_columns(plan, _result_block(merged, names, statuses))
+    earlier = journal_rows[
+        ~journal_rows["row_key"].isin(rows["row_key"]) & journal_rows["state"].isin(ATTEMPTED)
+    ].reset_index(drop=True)
+    if len(earlier):
+        earlier["error"] = earlier["error"].where(earlier["error"] != "", EARLIER_NOTE)
+        block = _result_block(earlier, names, statuses)
+        blank = {name: pd.Series("", index=earlier.index) for name in plan.table.columns}
+        frame = pd.concat([frame, pd.DataFrame({**blank, **block})], ignore_index=True)
+    return frame
+
+
+def _result_block(
+    source: pd.DataFrame, names: dict[str, str], statuses: pd.DataFrame | None
+) -> dict[str, pd.Series]:
+    """The result (and carried-over status) columns for rows described by ``source``."""
+    block: dict[str, pd.Series] = {
+        names["recipient"]: source["recipient"].astype("str"),
+        names["send_status"]: source["state"].replace(STATE_WORDS).astype("str"),
+        names["message_id"]: source["message_id"].astype("Int64"),
+        names["campaign_id"]: source["campaign_id"].astype("Int64"),
+        names["segments"]: source["segments"].astype("Int64"),
+        names["error_code"]: source["error_code"].astype("Int64"),
+        names["error"]: source["error"].fillna("").astype("str"),
+        names["sent_at"]: source["sent_at"].fillna("").astype("str"),
     }
     if statuses is not None:
-        message_ids = merged["message_id"]
         for column in statuses.columns:
-            values = message_ids.map(statuses[column]).fillna("").astype("str")
-            results[names[column]] = values.set_axis(rows.index)
-    return with_input_columns(plan, results)
+            values = source["message_id"].map(statuses[column]).fillna("").astype("str")
+            block[names[column]] = values
+    return block
 
 
 def dry_run_results(plan: Plan, journal: Journal | None) -> pd.DataFrame:

@@ -578,7 +578,29 @@ def _parse_csv_tracking_lines(
         except csv.Error as exc:
             raise _csv_error(source, reader.line_num, exc) from None
     first = np.asarray(starts, dtype=np.int64)
-    return rows, first, np.asarray(ends, dtype=np.int64) - first + 1
+    spans = np.asarray(ends, dtype=np.int64) - first + 1
+    if len(spans) and spans[-1] > 1 and _ends_inside_quotes(source, codec, sep):
+        # The last record swallowed every line after an unclosed quote: other
+        # people's numbers would end up inside one text.  Make it stand out.
+        spans[-1] = max(int(spans[-1]), _SPAN_LIMIT + 1)
+    return rows, first, spans
+
+
+def _ends_inside_quotes(source: Path, codec: str, sep: str) -> bool:
+    """True when the file ends inside a quoted field (a quote never closed).
+
+    The lenient reader used for the data accepts that silently; a strict one
+    says "unexpected end of data".  Any other complaint of the strict reader
+    is about something the lenient one handles, so it counts as no.
+    """
+    with _open_text(source, codec) as handle:
+        reader = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True, strict=True)
+        try:
+            for _ in reader:
+                pass
+        except csv.Error as exc:
+            return "unexpected end of data" in str(exc)
+    return False
 
 
 def _csv_error(source: Path, line: int, exc: csv.Error) -> InputError:
@@ -618,8 +640,7 @@ def _table_from_rows(
                 )
         if spans is not None and spans[position] > _SPAN_LIMIT:
             problems[len(keep)] = (
-                f"the row runs over {int(spans[position])} lines, which usually means a quote "
-                f'(") is never closed'
+                'a quote (") in this row is never closed, so it takes in the lines after it'
             )
         keep.append(position)
     if not keep:

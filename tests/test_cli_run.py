@@ -272,3 +272,14 @@ def test_sample_data_folder_matches_the_built_in_samples(tmp_path: Path) -> None
     assert committed is not None and built is not None
     assert list(committed.values) == list(built.values)
     assert isinstance(list(built.values)[1][0], int)  # phones stored as numbers
+
+
+def test_demo_never_touches_a_folder_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "recipients.csv").write_text("my own list\n", encoding="utf-8")
+    assert main(["demo", "--out", str(work)]) == 2
+    assert "did not make" in capsys.readouterr().err
+    assert (work / "recipients.csv").read_text(encoding="utf-8") == "my own list\n"

@@ -314,9 +314,12 @@ def test_dry_run_after_a_partial_send_shows_what_is_left(
     assert main(["send", str(first), "-o", str(results), "-q"]) == 0
     more = write_list(tmp_path / "more.csv", numbers(5))
     api_env.reset_calls()
+    before = results.read_bytes()
     assert main(["send", str(more), "-o", str(results), "--dry-run"]) == 0
     assert api_env.calls() == []
-    assert [r["send_status"] for r in read_results(results)] == ["sent"] * 3 + ["planned"] * 2
+    assert results.read_bytes() == before  # a dry run never overwrites results
+    planned = read_results(tmp_path / "r.dry-run.csv")
+    assert [r["send_status"] for r in planned] == ["sent"] * 3 + ["planned"] * 2
 
 
 # ------------------------------------------------------------------ the key
@@ -422,3 +425,44 @@ def test_statuses_filled_in_survive_a_resumed_send(
     assert [r["status"] for r in after[3:]] == ["", ""]
     assert list(after[0]) == list(before[0])  # same columns, same order
     assert len(api_env.messages()) == 5
+
+
+def test_a_dry_run_cannot_clear_the_ids_a_later_send_relies_on(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_list(tmp_path / "list.csv", numbers(3))
+    results = tmp_path / "r.csv"
+    assert main(["send", str(source), "-o", str(results), "-q"]) == 0
+    (tmp_path / "r.csv.journal.sqlite").rename(tmp_path / "elsewhere.sqlite")
+    assert main(["send", str(source), "-o", str(results), "--dry-run", "-q"]) == 0
+    assert main(["send", str(source), "-o", str(results), "-q"]) == 2  # still refused
+    assert len(api_env.messages()) == 3
+
+
+@pytest.mark.parametrize("which", ["--optout", "--journal"])
+def test_results_may_not_overwrite_the_optout_list_or_the_journal(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    source = write_list(tmp_path / "list.csv", numbers(2))
+    other = tmp_path / "other.csv"
+    other.write_text("phone\n77000000000\n", encoding="utf-8")
+    assert main(["send", str(source), "-o", str(other), which, str(other)]) == 2
+    assert "would overwrite" in capsys.readouterr().err
+    assert other.read_text(encoding="utf-8") == "phone\n77000000000\n"
+
+
+def test_a_shorter_list_keeps_earlier_sent_rows_in_the_results(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = tmp_path / "r.csv"
+    assert (
+        main(["send", str(write_list(tmp_path / "a.csv", numbers(5))), "-o", str(results), "-q"])
+        == 0
+    )
+    shorter = write_list(tmp_path / "b.csv", numbers(4, start=2))  # rows 3-6
+    assert main(["send", str(shorter), "-o", str(results), "-q"]) == 0
+    rows = read_results(results)
+    assert [r["recipient"] for r in rows] == numbers(4, start=2) + numbers(2)
+    assert [r["send_status"] for r in rows] == ["sent"] * 6
+    assert rows[-1]["Телефон"] == "" and "earlier run" in rows[-1]["error"]
+    assert len(api_env.messages()) == 6
