@@ -13,7 +13,9 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import openpyxl
+import pandas as pd
 from tqdm import tqdm
 
 from mobizon_batch import __version__
@@ -81,7 +84,9 @@ from mobizon_batch.send import (
     check_deferred_to,
 )
 from mobizon_batch.status import (
+    FINAL_STATUSES,
     MESSAGE_ID_COLUMN,
+    NON_FINAL_STATUSES,
     NOT_FOUND,
     RefreshResult,
     WaitResult,
@@ -172,9 +177,40 @@ def _fraction(text: str) -> float:
 
 
 def _non_negative(text: str) -> float:
-    value = float(text)
+    value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or abs(value) > 1e9:
+        raise argparse.ArgumentTypeError(f"{text} is not a usable number")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = _non_negative(text)
+    if 0 < value < 0.01:
+        raise argparse.ArgumentTypeError(f"{text}: use 0 for no limit, or at least 0.01 a second")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
     return value
 
 
@@ -187,7 +223,7 @@ def _add_api_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_positive,
         default=30.0,
         metavar="SECONDS",
         help="how long to wait for each answer (default: 30)",
@@ -240,7 +276,7 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"
+        "--port", type=_port, default=8080, help="port (default: 8080; 0 picks a free one)"
     )
     parser.add_argument(
         "--api-key",
@@ -252,7 +288,7 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     parser.add_argument(
         "--rate",
-        type=_non_negative,
+        type=_rate,
         default=0.0,
         metavar="PER_SECOND",
         help="calls per second allowed per method before code 30 (default: no limit)",
@@ -618,7 +654,7 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     pace = parser.add_argument_group("pace and safety")
     pace.add_argument(
         "--rate",
-        type=_non_negative,
+        type=_rate,
         default=20.0,
         metavar="PER_SECOND",
         help="messages per second at most (default: 20; 0: no limit); halves on code 30",
@@ -704,16 +740,33 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
             statuses = known_statuses(results_path)  # kept when the file is rewritten
 
+            write_failures: list[MobizonBatchError] = []
+
             def checkpoint() -> None:
                 frame = send_results(plan, journal, statuses)
-                write_table(frame, results_path, delimiter=output_delimiter(plan.table))
+                try:
+                    write_table(frame, results_path, delimiter=output_delimiter(plan.table))
+                except MobizonBatchError as exc:
+                    if not write_failures:  # say it once, at once: the sending goes on
+                        print(f"\nwarning: {exc}; sending goes on", file=sys.stderr)
+                    write_failures.append(exc)
+                    raise
 
             send_pass = SendPass(client, journal, options, keys=keys, checkpoint=checkpoint)
             with _send_progress(args) as show, _stop_on_signals(send_pass, args):
                 send_pass.on_progress = show
                 summary = send_pass.run()
-            checkpoint()
+            final_write: MobizonBatchError | None = None
+            try:
+                checkpoint()
+            except MobizonBatchError as exc:
+                final_write = exc
     _print_send_summary(args, summary, results_path, journal_path)
+    if final_write is not None:
+        raise ConfigError(
+            f"{final_write}. Every outcome is in the journal {journal_path}: run the same "
+            f"command again once the file can be written (nothing will be sent twice)"
+        )
     return _send_exit_code(summary)
 
 
@@ -895,7 +948,7 @@ def _add_read_options(parser: argparse.ArgumentParser) -> None:
     _add_api_options(parser)
     parser.add_argument(
         "--rate",
-        type=_non_negative,
+        type=_rate,
         default=DEFAULT_READ_RATE,
         metavar="PER_SECOND",
         help=f"API calls per second at most (default: {DEFAULT_READ_RATE:g}; 0: no limit); "
@@ -1013,15 +1066,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{args.results} has no {MESSAGE_ID_COLUMN} column, so there is nothing to ask "
             f"about (columns found: {found})"
         )
+    _refuse_foreign_status_column(frame, args.results)
     output = args.output or args.results
     check_output_path(output)
-    if table.format == "xlsx" and not args.output:
+    if table.format == "xlsx" and Path(output).resolve() == Path(args.results).resolve():
         _refuse_to_drop_sheets(table)
     limiter = RateLimiter(args.rate)
     waiting = args.wait is not None
 
     def write() -> None:
-        write_table(with_integer_cells(frame), output, sheet_name=_sheet_name(table, args.sheet))
+        write_table(
+            with_integer_cells(frame),
+            output,
+            sheet_name=_sheet_name(table, args.sheet),
+            delimiter=output_delimiter(table),
+        )
 
     with (
         _client_from_env(args) as client,
@@ -1060,6 +1119,29 @@ def _say(args: argparse.Namespace, line: str) -> None:
     """A line for people: stdout, or nothing with --quiet."""
     if not getattr(args, "quiet", False):
         print(line)
+
+
+_STATUS_LIKE = re.compile(r"[A-Z_]+")
+
+
+def _refuse_foreign_status_column(frame: pd.DataFrame, path: str) -> None:
+    """In a table that is not our results file, a ``status`` column with other words is not ours.
+
+    Our results files keep a user's own ``status`` apart (ours is
+    ``status_result`` there); in someone's spreadsheet the names are taken as
+    they are, so a column of notes called "status" would be overwritten.
+    """
+    located = locate_columns(frame.columns)
+    if "send_status" in located or located["status"] not in frame.columns:
+        return
+    values = {str(v).strip() for v in frame[located["status"]].tolist()} - {""}
+    foreign = sorted(v for v in values if not _STATUS_LIKE.fullmatch(v))
+    if foreign:
+        raise InputError(
+            f"{path}: its column {located['status']!r} holds values that are not Mobizon "
+            f"statuses (such as {foreign[0]!r}), and status would overwrite them: rename that "
+            f"column and run again"
+        )
 
 
 def _refuse_to_drop_sheets(table: InputTable) -> None:
@@ -1162,7 +1244,17 @@ def _add_list(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _list_filter(args: argparse.Namespace) -> ListFilter:
     now = datetime.now()
-    statuses = [s.strip() for given in args.status for s in given.split(",") if s.strip()]
+    statuses = [s.strip().upper() for given in args.status for s in given.split(",") if s.strip()]
+    known = FINAL_STATUSES | NON_FINAL_STATUSES
+    for status in statuses:
+        if status not in known:
+            print(
+                f"warning: {status} is not a status Mobizon documents "
+                f"({', '.join(sorted(known))}); asking for it anyway",
+                file=sys.stderr,
+            )
+    if args.to is not None and not any(ch.isdigit() for ch in args.to):
+        raise ConfigError(f"--to {args.to!r}: give some digits of the number")
     campaign_ids: list[int] = []
     for part in (args.campaign_ids or "").split(","):
         if not part.strip():
@@ -1174,7 +1266,7 @@ def _list_filter(args: argparse.Namespace) -> ListFilter:
         since=parse_moment(args.since, now=now) if args.since else None,
         until=parse_moment(args.until, now=now, end_of_day=True) if args.until else None,
         statuses=tuple(statuses),
-        to=args.to,
+        to="".join(ch for ch in args.to if ch.isdigit()) if args.to else None,
         from_name=args.from_name,
         text=args.text,
         campaign_ids=tuple(campaign_ids),
@@ -1232,7 +1324,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if Path(args.output).suffix.lower() != ".xlsx":
         raise ConfigError(f"-o {args.output}: the report is a workbook, name it .xlsx")
     check_output_path(args.output)
+    if Path(args.output).resolve() == Path(args.results).resolve():
+        raise ConfigError(f"-o {args.output} would overwrite the results file: choose another name")
     frame = read_table(args.results, sheet=args.sheet).frame
+    ours = locate_columns(frame.columns)
+    if not {"send_status", MESSAGE_ID_COLUMN} & {k for k, v in ours.items() if v in frame.columns}:
+        raise InputError(
+            f"{args.results} is not a results file: it has neither a send_status nor a "
+            f"message_id column (columns found: {', '.join(map(str, frame.columns))})"
+        )
     summary = summarize(frame)
     write_report(frame, args.output, summary=summary, source=Path(args.results).name)
     for line in format_summary(summary):
@@ -1329,10 +1429,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         job = load_job(args.job, started.date())
         facts.update(job=job.name, paths=_job_paths(job))
-        for path in (job.output, job.report):
+        for path in (job.output, job.report, job.log_path):
             if path is not None:  # a job makes its own output folders, then checks them
-                path.parent.mkdir(parents=True, exist_ok=True)
-                check_output_path(path)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"{job.path}: cannot make the folder {path.parent}: {exc.strerror}"
+                    ) from None
+        check_output_path(job.output)
+        if job.log_path.is_dir():
+            raise ConfigError(f"{job.path}: the log {job.log_path} is a folder")
         with job_lock(job.lock_path) as lock, _job_log(job.log_path, args.quiet) as log_file:
             print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
             if lock.took_over:
@@ -1475,8 +1582,11 @@ class _Tee(io.TextIOBase):
 @contextmanager
 def _job_log(path: Path, quiet: bool) -> Iterator[Path]:
     """Send everything printed (and logged) during the job to ``path`` as well."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as log_file:
+    try:
+        log_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"cannot write the job's log {path}: {exc.strerror}") from None
+    with log_file:
         handler = logging.StreamHandler(log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "").strip()]))
@@ -1652,6 +1762,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): no more output, and no complaint at exit.
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
     except MobizonBatchError as exc:
         _print_traceback(args.verbose)
         print(f"error: {_redacted(error_sentence(exc))}", file=sys.stderr)

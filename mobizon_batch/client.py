@@ -273,8 +273,8 @@ class MobizonClient:
 
     @property
     def host(self) -> str:
-        """The API host and port, for messages (never the full URL)."""
-        return urlsplit(self._api_url).netloc
+        """The API host and port, for messages (never the full URL, nor a user:password@)."""
+        return _host_of(self._api_url)
 
     def redact(self, text: str) -> str:
         """``text`` with this client's key removed."""
@@ -330,7 +330,7 @@ class MobizonClient:
                 )
 
     def _call_once(self, base: str, module: str, method: str, params: Mapping[str, Any]) -> Any:
-        host = urlsplit(base).netloc
+        host = _host_of(base)
         url = f"{base}/service/{module.lower()}/{method.lower()}?" + urlencode(
             {"output": "json", "api": "v1", "apiKey": self._api_key}
         )
@@ -367,6 +367,13 @@ class MobizonClient:
         ):
             return NotSent(
                 f"the TLS certificate of {host} could not be verified: {reason}", host=host
+            )
+        if isinstance(exc, requests.exceptions.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
+            # The handshake failed on the first bytes: nothing was sent.
+            return NotSent(
+                f"{host} does not speak https (a bare domain means https): if it is a local "
+                f"server, give its address as http://{host}",
+                host=host,
             )
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return AnswerLost(
@@ -524,6 +531,11 @@ def _typed_list_item(item: Mapping[str, Any]) -> dict[str, Any]:
     if "segUserBuy" in typed:
         typed["segUserBuy"] = to_decimal(typed["segUserBuy"])
     return typed
+
+
+def _host_of(url: str) -> str:
+    """``host[:port]`` of ``url``, without any credentials it may carry."""
+    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 def _short_reason(exc: BaseException) -> str:

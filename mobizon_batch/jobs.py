@@ -15,6 +15,7 @@ report (the "morning after" job).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.locks import ProcessLock
 
@@ -84,7 +86,7 @@ class Job:
 
     @property
     def log_path(self) -> Path:
-        """The job's log: as given, else beside the output (``out/x.xlsx`` → ``out/x.log``)."""
+        """The job's log: as given, else ``{job}-{date}.log`` beside the output."""
         return self.log or self.output.with_suffix(".log")
 
     @property
@@ -137,13 +139,12 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
     }
 
     def resolve(key: str, value: str) -> Path:
-        try:
-            text = value.format(**fill)
-        except (KeyError, IndexError, ValueError) as exc:
+        text = _fill_placeholders(value, fill)
+        if text is None:
             raise ConfigError(
-                f"{where}: '{key}' has an unknown placeholder ({exc}); "
-                f"use {{job}}, {{date}} or {{yesterday}}"
-            ) from None
+                f"{where}: '{key}' = {value!r} has a placeholder other than "
+                f"{{job}}, {{date}} and {{yesterday}}"
+            )
         candidate = Path(text).expanduser()
         return candidate if candidate.is_absolute() else folder / candidate
 
@@ -164,6 +165,13 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
     columns = dict(raw.get("columns", {}))
     if "text" in columns and "template" in columns:
         raise ConfigError(f"{where}: give 'columns.text' or 'columns.template', not both")
+    _check_outputs(where, paths)
+    for key in ("wait", "interval"):
+        if key in raw.get("status", {}):
+            try:
+                parse_duration(raw["status"][key])
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: 'status.{key}': {exc}") from None
     if "input" not in paths and ("columns" in raw or "send" in raw or "read" in raw):
         raise ConfigError(
             f"{where}: [columns], [read] and [send] need 'input' (a job without 'input' "
@@ -176,13 +184,50 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
         input=paths.get("input"),
         report=paths.get("report"),
         journal=paths.get("journal"),
-        log=paths.get("log"),
+        log=paths.get("log") or paths["output"].parent / f"{name}-{today.isoformat()}.log",
         api_url=raw.get("api_url"),
         read=dict(raw.get("read", {})),
         columns=columns,
         send=send,
         status=dict(raw.get("status", {})),
     )
+
+
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+def _fill_placeholders(value: str, fill: Mapping[str, str]) -> str | None:
+    """``value`` with {job}, {date}, {yesterday} filled; None if it has any other brace.
+
+    Not ``str.format``: that would also accept ``{job.upper}`` or
+    ``{date[0]}`` and write a path that changes from run to run (and with
+    it the journal: a re-run would then send everything again).
+    """
+    unknown = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal unknown
+        if match.group(1) not in fill:
+            unknown = True
+            return ""
+        return fill[match.group(1)]
+
+    text = _PLACEHOLDER.sub(replace, value)
+    return None if unknown or "{" in text or "}" in text else text
+
+
+def _check_outputs(where: str, paths: Mapping[str, Path]) -> None:
+    """Output names that would fail (or destroy something) only after the send."""
+    if paths["output"].suffix.lower() not in (".csv", ".txt", ".xlsx"):
+        raise ConfigError(f"{where}: 'output' must name a .csv or .xlsx file")
+    report = paths.get("report")
+    if report is not None:
+        if report.suffix.lower() != ".xlsx":
+            raise ConfigError(f"{where}: 'report' must name an .xlsx file (it is a workbook)")
+        if report == paths["output"]:
+            raise ConfigError(f"{where}: 'report' and 'output' name the same file")
+    if paths.get("input") is not None and paths["input"] == paths["output"]:
+        raise ConfigError(f"{where}: 'output' would overwrite 'input'")
 
 
 def _check_type(where: str, key: str, value: Any, expected: type | tuple[type, ...]) -> None:

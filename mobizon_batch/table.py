@@ -707,8 +707,15 @@ def _read_xlsx(source: Path, sheet: str | int | None) -> InputTable:
     import openpyxl  # imported here: CSV-only runs never pay for it
 
     try:
-        workbook = openpyxl.load_workbook(source, read_only=True, data_only=True)
+        # A file object, not the path: openpyxl refuses a path whose name does
+        # not end in .xlsx, and a workbook saved as "list.csv" is still one.
+        handle = source.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}") from exc
+    try:
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a damaged file
+        handle.close()
         raise InputError(
             f"{source.name} cannot be read as an Excel workbook ({type(exc).__name__}: "
             f"{exc}); it may be damaged: open it in Excel and save it again, or export CSV"
@@ -728,6 +735,7 @@ def _read_xlsx(source: Path, sheet: str | int | None) -> InputTable:
             ) from exc
     finally:
         workbook.close()
+        handle.close()
     if header is None:
         raise InputError(f"{source.name}, sheet {title!r}, is empty")
     # A value right of the last named column is data in an unnamed column

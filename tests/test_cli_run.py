@@ -152,7 +152,9 @@ def test_a_job_killed_mid_send_resumes_the_same_day(job_folder: Path) -> None:
         env = {**os.environ, "MOBIZON_API_KEY": TEST_KEY, "MOBIZON_API_URL": emulator.url}
         command = [sys.executable, "-m", "mobizon_batch", "run", str(job), "--quiet"]
         process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.0)
+        deadline = time.monotonic() + 30
+        while len(emulator.messages()) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the job is well into its send
         process.send_signal(signal.SIGKILL)
         process.wait()
         partly = len(emulator.messages())

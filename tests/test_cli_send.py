@@ -59,6 +59,13 @@ def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(send_module.SendPass, "_interruptible_sleep", quick)
 
 
+def wait_for_sends(emulator: MobizonEmulator, count: int = 1, limit: float = 30) -> None:
+    """Until the process under test has really started sending (startup takes a while)."""
+    deadline = time.monotonic() + limit
+    while len(emulator.calls("message/sendsmsmessage")) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def subprocess_env(emulator: MobizonEmulator) -> dict[str, str]:
     return {
         **os.environ,
@@ -135,10 +142,12 @@ def test_killed_at_any_moment_then_rerun_sends_nothing_twice(tmp_path: Path) -> 
         env = subprocess_env(emulator)
         command = send_command(source, results, "--rate", "120", "--settle", "0.1")
         kills = 0
-        for delay in (0.9, 1.3, 0.7, 1.6, 1.1):
+        for delay in (0.3, 0.05, 0.6, 0.01, 0.2):
             process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
+            # Kill it at a different moment of its sending each time.
+            wait_for_sends(emulator, len(emulator.calls("message/sendsmsmessage")) + 1)
             time.sleep(delay)
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
@@ -166,7 +175,7 @@ def test_ctrl_c_exits_130_and_the_same_command_finishes(tmp_path: Path) -> None:
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        time.sleep(1.5)
+        wait_for_sends(emulator, 20)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
         assert process.returncode == 130, err
@@ -353,7 +362,7 @@ def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        time.sleep(1.2)
+        wait_for_sends(emulator, 20)
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
         assert process.returncode == 130, err
@@ -374,9 +383,7 @@ def test_a_second_ctrl_c_quits_at_once_and_the_rerun_settles_everything(tmp_path
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 20
-        while not emulator.calls("message/sendsmsmessage") and time.monotonic() < deadline:
-            time.sleep(0.05)  # until the first requests are on their way
+        wait_for_sends(emulator)  # the first requests are on their way
         process.send_signal(signal.SIGINT)
         time.sleep(0.3)
         second = time.monotonic()
@@ -466,3 +473,24 @@ def test_a_shorter_list_keeps_earlier_sent_rows_in_the_results(
     assert [r["send_status"] for r in rows] == ["sent"] * 6
     assert rows[-1]["Телефон"] == "" and "earlier run" in rows[-1]["error"]
     assert len(api_env.messages()) == 6
+
+
+def test_an_unwritable_results_file_is_reported_after_the_summary(
+    api_env: MobizonEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mobizon_batch import cli
+    from mobizon_batch.errors import ConfigError
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise ConfigError("cannot write r.csv: Permission denied (is it open in another program?)")
+
+    monkeypatch.setattr(cli, "write_table", locked)
+    source = write_list(tmp_path / "list.csv", numbers(5))
+    assert main(["send", str(source), "-o", str(tmp_path / "r.csv")]) == 2
+    captured = capsys.readouterr()
+    assert "Sent 5 messages" in captured.out  # the summary still tells what happened
+    assert "run the same command again" in captured.err and "journal" in captured.err
+    assert len(api_env.messages()) == 5

@@ -275,3 +275,14 @@ def test_wait_stops_early_when_only_unknown_ids_are_left(
 def test_help_on_the_new_commands(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([command, "--help"]) == 0
     assert command in capsys.readouterr().out
+
+
+def test_a_foreign_status_column_is_never_overwritten(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = tmp_path / "mine.csv"
+    sheet.write_text("message_id,status\n41000001,VIP customer\n", encoding="utf-8")
+    assert main(["status", str(sheet)]) == 3
+    assert "VIP customer" in capsys.readouterr().err
+    assert sheet.read_text(encoding="utf-8") == "message_id,status\n41000001,VIP customer\n"
+    assert api_env.calls() == []

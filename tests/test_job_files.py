@@ -89,7 +89,15 @@ def test_a_status_job_needs_no_input(tmp_path: Path) -> None:
         ('name = "x"\noutput = "o.csv"\ninput = "missing.csv"\n', "'input' names"),
         ('output = "o.csv"\n', "'name' is required"),
         ('name = "x"\n', "'output' is required"),
-        ('name = "x"\noutput = "o-{when}.csv"\n', "unknown placeholder"),
+        ('name = "x"\noutput = "o-{when}.csv"\n', "placeholder other than"),
+        ('name = "x"\noutput = "o-{job.upper}.csv"\n', "placeholder other than"),
+        ('name = "x"\noutput = "o-{date[0]}.csv"\n', "placeholder other than"),
+        ('name = "x"\noutput = "o-{job!r}.csv"\n', "placeholder other than"),
+        ('name = "x"\noutput = "o.pdf"\n', "'output' must name a .csv or .xlsx"),
+        ('name = "x"\noutput = "o.csv"\nreport = "r.csv"\n', "'report' must name an .xlsx"),
+        ('name = "x"\noutput = "o.xlsx"\nreport = "o.xlsx"\n', "name the same file"),
+        ('name = "x"\noutput = "o.csv"\n[status]\nwait = "abc"\n', "'status.wait'"),
+        ('name = "x"\noutput = "o.csv"\n[status]\ninterval = "5"\n', "'status.interval'"),
         ('name = "x"\noutput = "o.csv"\n[columns]\nphone = "p"\n', "need 'input'"),
         (
             'name = "x"\noutput = "o.csv"\ninput = "incoming/promo.csv"\n[send]\noptout = "nope.txt"\n',
@@ -142,3 +150,9 @@ def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path: Path)
     time.sleep(0.05)
     with job_lock(lock_path) as taken:
         assert taken.took_over == f"process {holder.pid}"
+
+
+def test_a_status_job_has_a_log_of_its_own(tmp_path: Path) -> None:
+    text = 'name = "morning"\noutput = "out/nightly-{yesterday}.xlsx"\n'
+    job = load_job(write_job(tmp_path, text), TODAY)
+    assert job.log_path == tmp_path / "out" / "morning-2026-11-28.log"
