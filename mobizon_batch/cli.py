@@ -470,6 +470,13 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 def plan_options_from_args(args: argparse.Namespace) -> PlanOptions:
     """PlanOptions from the flags ``_add_plan_options`` added."""
+    for flag, value in (
+        ("--phone-column", args.phone_column),
+        ("--text-column", args.text_column),
+        ("--template", args.template),
+    ):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{flag} is empty: give a column name (or leave the flag out)")
     return PlanOptions(
         phone_column=args.phone_column,
         text_column=args.text_column,
@@ -693,7 +700,7 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def send_options_from_args(args: argparse.Namespace) -> SendOptions:
     """SendOptions from the flags; a bad --deferred-to stops here, before any work."""
-    deferred = check_deferred_to(args.deferred_to) if args.deferred_to else None
+    deferred = check_deferred_to(args.deferred_to) if args.deferred_to is not None else None
     return SendOptions(
         sender=args.sender,
         name=args.name,
@@ -771,7 +778,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace, results_path: Path, journal_path: Path) -> int:
-    if args.deferred_to:
+    if args.deferred_to is not None:
         check_deferred_to(args.deferred_to)
     plan = plan_from_args(args)
     if not args.quiet:
