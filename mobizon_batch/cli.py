@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from mobizon_batch import __version__
 from mobizon_batch.client import MobizonClient, RedactingFilter, redact
-from mobizon_batch.config import ENV_API_KEY, ENV_API_URL, api_settings, parse_duration
-from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
+from mobizon_batch.config import ENV_API_KEY, api_settings, parse_duration
+from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator, emulator_url_for_env
 from mobizon_batch.errors import (
     ApiError,
     ConfigError,
@@ -43,7 +43,6 @@ from mobizon_batch.errors import (
     MobizonBatchError,
     RunAborted,
     TransportError,
-    WrongDomain,
 )
 from mobizon_batch.jobs import Job, job_lock, load_job
 from mobizon_batch.journal import (
@@ -122,7 +121,7 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(exc, InputError):
         return EXIT_INPUT
-    if isinstance(exc, RunAborted | WrongDomain):
+    if isinstance(exc, RunAborted):
         return EXIT_ABORTED
     if isinstance(exc, ApiError) and exc.aborts_run:
         return EXIT_ABORTED
@@ -1328,8 +1327,6 @@ def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    if Path(args.output).suffix.lower() != ".xlsx":
-        raise ConfigError(f"-o {args.output}: the report is a workbook, name it .xlsx")
     check_output_path(args.output)
     if Path(args.output).resolve() == Path(args.results).resolve():
         raise ConfigError(f"-o {args.output} would overwrite the results file: choose another name")
@@ -1436,7 +1433,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         job = load_job(args.job, started.date())
         facts.update(job=job.name, paths=_job_paths(job))
-        for path in (job.output, job.report, job.log_path):
+        for path in (job.output, job.report, job.log):
             if path is not None:  # a job makes its own output folders, then checks them
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1445,9 +1442,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         f"{job.path}: cannot make the folder {path.parent}: {exc.strerror}"
                     ) from None
         check_output_path(job.output)
-        if job.log_path.is_dir():
-            raise ConfigError(f"{job.path}: the log {job.log_path} is a folder")
-        with job_lock(job.lock_path) as lock, _job_log(job.log_path, args.quiet) as log_file:
+        if job.log.is_dir():
+            raise ConfigError(f"{job.path}: the log {job.log} is a folder")
+        with job_lock(job.lock_path) as lock, _job_log(job.log, args.quiet) as log_file:
             print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
             if lock.took_over:
                 print(
@@ -1521,7 +1518,7 @@ def _job_paths(job: Job) -> dict[str, str | None]:
         "output": str(job.output),
         "report": str(job.report) if job.report else None,
         "journal": str(journal) if journal else None,
-        "log": str(job.log_path),
+        "log": str(job.log),
     }
 
 
@@ -1641,7 +1638,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("            (Cyrillic texts, a repeated row, invalid and opted-out rows)")
     with (
         MobizonEmulator(config) as emulator,
-        _environment({ENV_API_KEY: DEMO_KEY, ENV_API_URL: emulator.url}),
+        _environment(emulator_url_for_env(emulator)),
     ):
         print(f"  the API:  emulator at {emulator.url}, losing 15% of answers on purpose")
         steps = run_steps(

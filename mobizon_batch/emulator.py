@@ -179,6 +179,7 @@ class MobizonEmulator:
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._state = _State()
+        self._active = 0
         self._balance = self.config.balance
         self._rng = random.Random(self.config.seed)
         self._server: ThreadingHTTPServer | None = None
@@ -298,12 +299,26 @@ class MobizonEmulator:
 
     # -------------------------------------------------------------- serving
 
+    def active(self) -> int:
+        """Requests being handled right now (a test waits for 0 before it looks)."""
+        with self._lock:
+            return self._active
+
     def _handle(self, path: str, params: dict[str, Any]) -> tuple[str, _Answer | None]:
         """Decide the fault and the answer for one request.
 
         Returns ``(fault, answer)``: fault is "" or one of the fault names; the
         answer is None when nothing is to be sent back.
         """
+        with self._lock:
+            self._active += 1
+        try:
+            return self._handle_counted(path, params)
+        finally:
+            with self._lock:
+                self._active -= 1
+
+    def _handle_counted(self, path: str, params: dict[str, Any]) -> tuple[str, _Answer | None]:
         config = self.config
         segments = [s for s in urlsplit(path).path.lower().split("/") if s]
         method = "/".join(segments[1:3]) if len(segments) >= 3 else "/".join(segments)

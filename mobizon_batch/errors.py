@@ -62,10 +62,14 @@ class ValidationError(ApiError):
             return {str(k): str(v) for k, v in self.data.items()}
         return {}
 
+    @property
+    def details(self) -> str:
+        """The field map as one line: ``recipient: bad number; text: empty``."""
+        return "; ".join(f"{k}: {v}" for k, v in self.fields.items())
+
     def _describe(self) -> str:
         base = super()._describe()
-        details = "; ".join(f"{k}: {v}" for k, v in self.fields.items())
-        return f"{base} ({details})" if details else base
+        return f"{base} ({self.details})" if self.details else base
 
 
 class NotFound(ApiError):
@@ -122,7 +126,13 @@ class LimitExceeded(ApiError):
 
 
 class WrongDomain(ApiError):
-    """Code 13: the account lives on another API domain, named in ``data``."""
+    """Code 13: the account lives on another API domain, named in ``data``.
+
+    The client moves to that domain and repeats the call once by itself; when
+    this reaches a caller, that did not help, and nothing more can succeed.
+    """
+
+    aborts_run = True
 
     @property
     def domain(self) -> str | None:

@@ -58,8 +58,6 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "status": {"wait": str, "interval": str, "skip": bool},
 }
-#: Keys whose values are paths, resolved against the job file's folder.
-_PATH_KEYS = {"input", "output", "report", "journal", "log", "send.optout"}
 
 
 @dataclass(frozen=True)
@@ -69,10 +67,11 @@ class Job:
     name: str
     path: Path
     output: Path
+    #: the job's log: as given, else ``{job}-{date}.log`` beside the output
+    log: Path
     input: Path | None = None
     report: Path | None = None
     journal: Path | None = None
-    log: Path | None = None
     api_url: str | None = None
     read: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)
@@ -83,11 +82,6 @@ class Job:
     def sends(self) -> bool:
         """True for a sending job; False for a status-and-report job."""
         return self.input is not None
-
-    @property
-    def log_path(self) -> Path:
-        """The job's log: as given, else ``{job}-{date}.log`` beside the output."""
-        return self.log or self.output.with_suffix(".log")
 
     @property
     def lock_path(self) -> Path:

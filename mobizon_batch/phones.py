@@ -377,10 +377,6 @@ _SPECIAL_TYPES = (
 _MIN_NSN, _MAX_NSN = 2, 17  # phonenumbers' _MIN_LENGTH_FOR_NSN / _MAX_LENGTH_FOR_NSN
 
 
-def _compile(pattern: str | None) -> re.Pattern[str] | None:
-    return re.compile(pattern) if pattern else None
-
-
 class _Prefix:
     """A metadata pattern used with ``re.match`` (a prefix test).
 

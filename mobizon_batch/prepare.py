@@ -573,13 +573,18 @@ def result_column_names(
     taken = set(input_columns)
     names: dict[str, str] = {}
     for name in wanted:
-        candidate, copy = name, 1
-        while candidate in taken:
-            candidate = f"{name}{CLASH_SUFFIX}" + (str(copy) if copy > 1 else "")
-            copy += 1
-        taken.add(candidate)
-        names[name] = candidate
+        names[name] = free_name(name, taken)
+        taken.add(names[name])
     return names
+
+
+def free_name(name: str, taken: set[str]) -> str:
+    """``name``, or the way out of a clash: ``name_result``, ``name_result2``…"""
+    candidate, copy = name, 1
+    while candidate in taken:
+        candidate = f"{name}{CLASH_SUFFIX}" + (str(copy) if copy > 1 else "")
+        copy += 1
+    return candidate
 
 
 def planned_results(plan: Plan) -> pd.DataFrame:

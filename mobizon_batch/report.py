@@ -320,7 +320,7 @@ def write_report(
     """
     target = Path(path)
     if target.suffix.lower() != ".xlsx":
-        raise ValueError(f"the report is an Excel workbook: name it .xlsx, not {target.name}")
+        raise ConfigError(f"-o {target}: the report is a workbook, name it .xlsx")
     if len(frame) >= XLSX_MAX_ROWS:
         raise ConfigError(
             f"{len(frame)} rows do not fit on the report's Messages sheet (Excel holds "

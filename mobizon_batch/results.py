@@ -15,7 +15,15 @@ from pathlib import Path
 import pandas as pd
 
 from mobizon_batch.errors import MobizonBatchError
-from mobizon_batch.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal
+from mobizon_batch.journal import (
+    FAILED,
+    PENDING,
+    PLAN_VERDICTS,
+    SENDING,
+    SENT,
+    UNKNOWN,
+    Journal,
+)
 from mobizon_batch.prepare import (
     RESULT_COLUMNS,
     SENDABLE,
@@ -35,12 +43,6 @@ from mobizon_batch.table import read_table
 #: Journal states of rows that were (or may have been) sent: never dropped from results.
 ATTEMPTED = (SENT, FAILED, UNKNOWN, SENDING)
 EARLIER_NOTE = "not in this version of the list (an earlier run sent it)"
-
-#: What ``send_status`` says of a row still in these journal states.
-STATE_WORDS = {
-    PENDING: "pending",  # surely not sent yet: the run stopped first; run again
-    SENDING: "sending",  # in flight when the file was written (a checkpoint)
-}
 
 
 def known_statuses(path: Path) -> pd.DataFrame | None:
@@ -96,7 +98,7 @@ def send_results(
     merged["state"] = merged["state"].fillna(
         rows["verdict"].where(rows["verdict"] != SENDABLE, PENDING)
     )
-    planned = merged["state"].isin(["invalid", "duplicate", "opted_out"])
+    planned = merged["state"].isin(PLAN_VERDICTS)
     merged["error"] = merged["error"].fillna("").where(~planned, merged["reason"])
     frame = with_input_columns(plan, _result_block(merged, names, statuses))
     earlier = journal_rows[
@@ -116,7 +118,7 @@ def _result_block(
     """The result (and carried-over status) columns for rows described by ``source``."""
     block: dict[str, pd.Series] = {
         names["recipient"]: source["recipient"].astype("str"),
-        names["send_status"]: source["state"].replace(STATE_WORDS).astype("str"),
+        names["send_status"]: source["state"].astype("str"),
         names["message_id"]: source["message_id"].astype("Int64"),
         names["campaign_id"]: source["campaign_id"].astype("Int64"),
         names["segments"]: source["segments"].astype("Int64"),

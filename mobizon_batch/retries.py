@@ -73,8 +73,8 @@ def should_retry_send(exc: BaseException) -> bool:
 def should_retry_read(exc: BaseException) -> bool:
     """Whether a failed read is worth repeating.
 
-    Decision, case by case (compare the send pass, which retries only
-    ``NotSent``):
+    Decision, case by case (compare ``should_retry_send``, which retries only
+    what surely created nothing):
     - ``NotSent`` and ``AnswerLost`` alike: for a read it does not matter
       whether the server acted; the answer is what we want.
     - Code 30 (``RateLimited``): yes, after slowing the limiter (done by

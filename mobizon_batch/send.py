@@ -30,6 +30,7 @@ How it is put together, and why:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -55,7 +56,6 @@ from mobizon_batch.errors import (
     ServiceError,
     TransportError,
     ValidationError,
-    WrongDomain,
 )
 from mobizon_batch.journal import (
     FAILED,
@@ -68,6 +68,7 @@ from mobizon_batch.journal import (
     JournalRow,
     Outcome,
 )
+from mobizon_batch.listing import ListFilter, export_messages
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.retries import ReadPolicy, call_read, should_retry_send
 
@@ -126,7 +127,7 @@ class SendSummary:
     @property
     def incomplete(self) -> int:
         """Rows that are neither sent nor settled by a verdict: failed, unknown, pending."""
-        return sum(self.counts[s] for s in (FAILED, UNKNOWN, PENDING, "sending"))
+        return sum(self.counts[s] for s in (FAILED, UNKNOWN, PENDING, SENDING))
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,7 @@ def check_deferred_to(text: str, now: datetime | None = None) -> datetime:
 @dataclass(frozen=True)
 class _Task:
     kind: str  # "send" or "search"
-    row: JournalRow
-    intent_at: str = ""
+    row: JournalRow  # its intent_at is the time of the request a search looks for
     #: for a search: only messages with a higher id can be this row's
     floor: int | None = None
 
@@ -175,7 +175,9 @@ class _Task:
 class _Result:
     task: _Task
     state: str  # sent, failed, unknown, pending, abort, found, search_failed
-    posts: int = 0
+    posts: int = 0  # requests made
+    #: requests that count against --max-attempts (not those refused with code 30)
+    tries: int = 0
     receipt: SendReceipt | None = None
     error_code: int | None = None
     error: str = ""
@@ -190,7 +192,7 @@ class _Row:
 
     row: JournalRow
     state: str
-    posts: int = 0
+    tries: int = 0
     searches: int = 0
     #: the intent of this row's last request was made by this pass
     claimed_here: bool = False
@@ -242,6 +244,7 @@ class SendPass:
         self.checkpoint_interval = checkpoint_interval
         self._interrupted = False
         self._sleep = sleep or self._interruptible_sleep
+        self._read_policy = ReadPolicy(attempts=self.options.max_attempts, sleep=self._sleep)
         self._clock = clock
         self._retries = 0
         self._retries_lock = threading.Lock()
@@ -360,11 +363,11 @@ class SendPass:
         except _Released:
             return _Result(task, PENDING, posts, error=STOPPED_BEFORE_ROW)
         except MobizonBatchError as exc:
-            return self._classify(task, exc, posts)
+            return replace(self._classify(task, exc, posts), tries=counted)
         except Exception as exc:  # a bug must not lose the row: its request may have left
             error = self.client.redact(f"internal error while sending: {exc!r}")
-            return _Result(task, UNKNOWN, posts, error=error)
-        return _Result(task, SENT, posts, receipt=receipt)
+            return _Result(task, UNKNOWN, posts, tries=max(counted, 1), error=error)
+        return _Result(task, SENT, posts, tries=counted + 1, receipt=receipt)
 
     def _classify(self, task: _Task, exc: MobizonBatchError, posts: int) -> _Result:
         """The row's fate after a send that did not succeed."""
@@ -378,9 +381,7 @@ class SendPass:
                 error=f"not sent: gave up retrying ({exc})",
                 unreachable=isinstance(exc, TransportError),
             )
-        if isinstance(exc, ConfigError | WrongDomain) or (
-            isinstance(exc, ApiError) and exc.aborts_run
-        ):
+        if isinstance(exc, ConfigError) or (isinstance(exc, ApiError) and exc.aborts_run):
             # Nothing was created: a refused key, a redirect, a domain we may not use.
             # Halt here, not when the coordinator gets to it: the other workers
             # must not start one more request that can only be refused too.
@@ -398,38 +399,21 @@ class SendPass:
         row = task.row
         if self.halted:
             return _Result(task, SEARCH_FAILED, error="outcome unknown: the run stopped first")
-        since = _parse_time(task.intent_at) or datetime.now()
+        since = _parse_time(row.intent_at) or datetime.now()
         # Not "from": the sender may differ from the one asked for (a default, or
         # another --from when resumed); recipient + exact text + a newer id decide.
-        criteria: dict[str, Any] = {
-            "to": row.recipient,
-            "text": row.text,
-            "campaignCreateTsFrom": (since - self.options.reconcile_window).strftime(
-                TIMESTAMP_FORMAT
-            ),
-        }
-        found: list[tuple[int, int | None]] = []
-        page = 0
+        wanted = ListFilter(
+            since=since - self.options.reconcile_window, to=row.recipient, text=row.text
+        )
         try:
-            while True:
-                items, total = call_read(
-                    partial(
-                        self.client.list_messages,
-                        criteria,
-                        page=page,
-                        page_size=100,
-                        sort={"campaignId": "DESC"},
-                    ),
-                    policy=ReadPolicy(attempts=self.options.max_attempts, sleep=self._sleep),
-                )
-                found.extend(_exact_matches(items, row, task.floor))
-                page += 1
-                if not items or page * 100 >= total:
-                    break
+            listed = export_messages(
+                self.client, wanted, sort={"campaignId": "DESC"}, policy=self._read_policy
+            )
         except MobizonBatchError as exc:
             return _Result(
                 task, SEARCH_FAILED, error=f"outcome unknown; the message list failed: {exc}"
             )
+        found = _exact_matches(listed.items, row, task.floor)
         return _Result(task, FOUND, candidates=tuple(found))
 
 
@@ -522,7 +506,7 @@ class _Run:
                 continue
             self.due = [d for d in self.due if d is not item]
             self.busy_pairs.add(pair)
-            self.submit(_Task(SEARCH, row, row.intent_at or "", self.floor_for(tracked)))
+            self.submit(_Task(SEARCH, row, self.floor_for(tracked)))
         batch: list[JournalRow] = []
         skipped: list[JournalRow] = []
         while self.pending and len(self.in_flight) + len(batch) < self.capacity:
@@ -545,7 +529,7 @@ class _Run:
                 continue
             tracked = self.move(row, SENDING)
             tracked.claimed_here = True
-            self.submit(_Task(SEND, replace(row, intent_at=intent_at), intent_at))
+            self.submit(_Task(SEND, replace(row, intent_at=intent_at)))
 
     def floor_for(self, tracked: _Row) -> int | None:
         """The id a message must exceed to be this row's (None: no bound known)."""
@@ -578,7 +562,7 @@ class _Run:
         row, summary, options = result.task.row, self.summary, self.options
         key = row.row_key
         tracked = self.tracked.setdefault(key, _Row(row, state=row.state))
-        tracked.posts += result.posts
+        tracked.tries += result.tries
         if result.state == SENT and result.receipt is not None:
             receipt = result.receipt
             outcomes.append(
@@ -612,7 +596,7 @@ class _Run:
                 summary.adopted += 1
                 summary.sent_now += 1
                 summary.segments_sent += row.segments
-            elif tracked.posts < options.max_attempts:
+            elif tracked.tries < options.max_attempts:
                 summary.resent += 1
                 self.pending.appendleft(row)
             else:
@@ -620,7 +604,7 @@ class _Run:
                     Outcome(
                         key,
                         UNKNOWN,
-                        error=f"no answer to {tracked.posts} attempts and not found in the "
+                        error=f"no answer to {tracked.tries} attempts and not found in the "
                         f"message list; not sent again (check the Mobizon panel)",
                     )
                 )
@@ -653,9 +637,8 @@ class _Released(Exception):
 
 
 def _rejection(exc: ApiError) -> str:
-    if isinstance(exc, ValidationError) and exc.fields:
-        details = "; ".join(f"{k}: {v}" for k, v in exc.fields.items())
-        return f"rejected by Mobizon: {details}"
+    if isinstance(exc, ValidationError) and exc.details:
+        return f"rejected by Mobizon: {exc.details}"
     return f"rejected by Mobizon: {exc.api_message or exc}"
 
 
@@ -705,7 +688,6 @@ class _Checkpointer:
         self.last = clock()
         self.last_duration = 0.0
         self.thread: threading.Thread | None = None
-        self.error: BaseException | None = None
 
     def maybe_run(self) -> None:
         if self.action is None or (self.thread is not None and self.thread.is_alive()):
@@ -719,10 +701,9 @@ class _Checkpointer:
     def _run(self) -> None:
         assert self.action is not None
         started = self.clock()
-        try:
+        # A failed checkpoint must not stop the sending; the action reports it.
+        with contextlib.suppress(Exception):
             self.action()
-        except Exception as exc:  # a failed checkpoint must not stop the sending
-            self.error = exc
         self.last_duration = self.clock() - started
 
     def finish(self) -> None:

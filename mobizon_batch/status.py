@@ -32,7 +32,7 @@ import pandas as pd
 
 from mobizon_batch.client import MAX_STATUS_IDS, TIMESTAMP_FORMAT, StatusRecord
 from mobizon_batch.errors import InputError
-from mobizon_batch.prepare import CLASH_SUFFIX, RESULT_COLUMNS
+from mobizon_batch.prepare import CLASH_SUFFIX, RESULT_COLUMNS, free_name
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.retries import ReadPolicy, call_read
 
@@ -166,7 +166,7 @@ def locate_columns(columns: Iterable[Any]) -> dict[str, str]:
         else:
             present = canonical if canonical in names else None
         if present is None:
-            present = _free_name(canonical, taken)
+            present = free_name(canonical, taken)
             taken.add(present)
         found[canonical] = present
     return found
@@ -178,15 +178,6 @@ def _is_variant(name: str, canonical: str) -> bool:
         return True
     rest = name.removeprefix(canonical + CLASH_SUFFIX)
     return rest != name and (rest == "" or rest.isdigit())
-
-
-def _free_name(canonical: str, taken: set[str]) -> str:
-    """``canonical``, or the send pass's way out of a clash: ``_result``, ``_result2``…"""
-    candidate, copy = canonical, 1
-    while candidate in taken:
-        candidate = f"{canonical}{CLASH_SUFFIX}" + (str(copy) if copy > 1 else "")
-        copy += 1
-    return candidate
 
 
 def ensure_status_columns(frame: pd.DataFrame) -> dict[str, str]:

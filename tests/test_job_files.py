@@ -51,7 +51,7 @@ def test_a_good_job_resolves_paths_and_placeholders(tmp_path: Path) -> None:
     assert job.input == tmp_path / "incoming" / "promo.csv"
     assert job.output == tmp_path / "out" / "nightly-promo-2026-11-28.xlsx"
     assert job.report == tmp_path / "out" / "nightly-promo-2026-11-28-report.xlsx"
-    assert job.log_path == tmp_path / "out" / "nightly-promo-2026-11-28.log"
+    assert job.log == tmp_path / "out" / "nightly-promo-2026-11-28.log"
     assert job.send["optout"] == tmp_path / "optout.txt"
     assert job.send["rate"] == 20 and job.status == {"wait": "2h", "interval": "5m"}
     assert job.columns == {"phone": "Телефон", "template": "Здравствуйте, {name}!"}
@@ -155,4 +155,4 @@ def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path: Path)
 def test_a_status_job_has_a_log_of_its_own(tmp_path: Path) -> None:
     text = 'name = "morning"\noutput = "out/nightly-{yesterday}.xlsx"\n'
     job = load_job(write_job(tmp_path, text), TODAY)
-    assert job.log_path == tmp_path / "out" / "morning-2026-11-28.log"
+    assert job.log == tmp_path / "out" / "morning-2026-11-28.log"

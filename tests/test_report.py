@@ -252,7 +252,7 @@ def test_an_empty_file_has_no_rate(tmp_path: Path) -> None:
 
 
 def test_the_report_must_be_xlsx(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"\.xlsx"):
+    with pytest.raises(ConfigError, match=r"\.xlsx"):
         write_report(pd.DataFrame({"message_id": ["1"]}), tmp_path / "r.csv")
 
 

@@ -297,3 +297,19 @@ def test_an_abort_stops_the_other_workers(emulator: MobizonEmulator, journal: Jo
     assert summary.aborted is not None
     assert len(refused) <= 8  # the requests already on their way, and no more
     assert summary.counts == {PENDING: 100}
+
+
+def test_requests_refused_with_code_30_do_not_use_up_the_attempts(
+    emulator: MobizonEmulator, client: MobizonClient, journal: Journal
+) -> None:
+    # Far too fast for the provider, and a connection dropped now and then: rows
+    # collect many code-30 refusals, which must not count against --max-attempts
+    # (a dropped, uncreated send is looked up, not found, and sent again).
+    sends = frozenset({"message/sendsmsmessage"})
+    emulator.configure(rate_limit=40, fault_drop_before=0.03, fault_methods=sends)
+    journal.register(plan(120))
+    summary = make_pass(client, journal, rate=400, max_attempts=4).run()
+    refused = sum(1 for c in emulator.calls("message/sendsmsmessage") if c.code == 30)
+    assert refused > 120 and summary.resent > 0
+    assert summary.counts == {SENT: 120}
+    assert accepted(emulator) == Counter(numbers(120))
