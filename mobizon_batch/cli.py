@@ -94,7 +94,13 @@ from mobizon_batch.status import (
     wait_until_final,
     with_integer_cells,
 )
-from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
+from mobizon_batch.table import (
+    InputTable,
+    atomic_file,
+    check_output_path,
+    read_table,
+    write_table,
+)
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -1546,15 +1552,14 @@ def _results_counts(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, facts: Mapping[str, Any]) -> None:
+    text = json.dumps(facts, ensure_ascii=False, indent=2) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(
-            json.dumps(facts, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
-        os.replace(temporary, path)
-    except OSError as exc:
-        print(f"warning: could not write the summary {path}: {exc.strerror}", file=sys.stderr)
+        with atomic_file(path) as temporary:
+            Path(temporary).write_text(text, encoding="utf-8")
+    except (OSError, ConfigError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        print(f"warning: could not write the summary {path}: {reason}", file=sys.stderr)
 
 
 class _Tee(io.TextIOBase):

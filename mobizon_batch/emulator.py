@@ -285,12 +285,7 @@ class MobizonEmulator:
                     seg_num=seg_num,
                     created=now,
                 )
-                message.final_status, message.step_seconds = self._fate(message)
-                state.next_message_id += 1
-                state.next_campaign_id += 1
-                state.messages.append(message)
-                state.by_id[message.id] = message
-            self._balance -= self.config.price_per_segment * seg_num * count
+                self._store(message)
         return range(first, first + count)
 
     def status_of(self, message: EmulatedMessage, now: float | None = None) -> dict[str, Any]:
@@ -436,12 +431,7 @@ class MobizonEmulator:
                 mclass=mclass,
                 deferred_to=deferred_to,
             )
-            message.final_status, message.step_seconds = self._fate(message)
-            state.next_message_id += 1
-            state.next_campaign_id += 1
-            state.messages.append(message)
-            state.by_id[message.id] = message
-            self._balance -= self.config.price_per_segment * seg_num
+            self._store(message)
         return _Answer(
             0,
             {
@@ -450,6 +440,16 @@ class MobizonEmulator:
                 "status": "1" if self.config.moderation else "2",
             },
         )
+
+    def _store(self, message: EmulatedMessage) -> None:
+        """Keep a new message (its fate fixed now) and charge it; the lock is held."""
+        message.final_status, message.step_seconds = self._fate(message)
+        state = self._state
+        state.next_message_id += 1
+        state.next_campaign_id += 1
+        state.messages.append(message)
+        state.by_id[message.id] = message
+        self._balance -= self.config.price_per_segment * message.seg_num
 
     def _fate(self, message: EmulatedMessage) -> tuple[str, tuple[float, ...]]:
         """The message's final status and step durations, fixed by seed and id."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +44,7 @@ from mobizon_batch.status import (
     locate_columns,
     parse_message_id,
 )
+from mobizon_batch.table import atomic_file
 
 DELIVERED = "DELIVRD"
 NOT_CHECKED = "(not checked)"
@@ -327,36 +327,16 @@ def write_report(
             f"{XLSX_MAX_ROWS - 1} below the header): split the results file"
         )
     figures = summary or summarize(frame)
-    # The temporary file first: a write-only workbook that is built and then
-    # never saved complains when it is garbage-collected.
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the report in {folder}: {exc.strerror}") from None
-    os.close(handle)
-    try:
+    # The temporary file first (atomic_file fails early in a folder we cannot
+    # write): a write-only workbook built and then never saved complains when
+    # it is garbage-collected.
+    with atomic_file(target) as temporary:
         workbook = Workbook(write_only=True)
         _summary_sheet(workbook.create_sheet("Summary"), figures, source, generated_at)
         _table_sheet(workbook.create_sheet("Messages"), frame)
         _table_sheet(workbook.create_sheet("Problems"), problem_rows(frame))
         workbook.save(temporary)
-        _usual_mode(temporary)
-        os.replace(temporary, target)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write {target}: {exc.strerror or exc} (is it open in another program?)"
-        ) from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return figures
-
-
-def _usual_mode(path: str) -> None:
-    """The permissions a new file normally gets (``mkstemp`` makes it private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _summary_sheet(

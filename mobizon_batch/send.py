@@ -44,7 +44,7 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
-from mobizon_batch.client import MobizonClient, SendReceipt
+from mobizon_batch.client import MobizonClient, SendReceipt, to_datetime
 from mobizon_batch.errors import (
     AnswerLost,
     ApiError,
@@ -265,7 +265,7 @@ class SendPass:
 
     def _settle_left(self, intent_at: str | None) -> float:
         """Seconds until a row whose intent was at ``intent_at`` may be searched for."""
-        intent = _parse_time(intent_at)
+        intent = to_datetime(intent_at)
         if intent is None:
             return 0.0
         waited = (datetime.now() - intent).total_seconds()
@@ -399,7 +399,7 @@ class SendPass:
         row = task.row
         if self.halted:
             return _Result(task, SEARCH_FAILED, error="outcome unknown: the run stopped first")
-        since = _parse_time(row.intent_at) or datetime.now()
+        since = to_datetime(row.intent_at) or datetime.now()
         # Not "from": the sender may differ from the one asked for (a default, or
         # another --from when resumed); recipient + exact text + a newer id decide.
         wanted = ListFilter(
@@ -661,15 +661,6 @@ def _exact_matches(
         ):
             found.append((message_id, campaign_id if isinstance(campaign_id, int) else None))
     return found
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, TIMESTAMP_FORMAT)
-    except ValueError:
-        return None
 
 
 class _Checkpointer:

@@ -869,6 +869,22 @@ def write_table(
     """
     target = check_output_path(path)
     fmt = output_format(target)
+    with atomic_file(target) as temporary, open(temporary, "wb") as handle:
+        if fmt == "csv":
+            _write_csv(frame, handle, delimiter)
+        else:
+            write_sheet(frame, handle, sheet_name)
+
+
+@contextlib.contextmanager
+def atomic_file(target: Path) -> Iterator[str]:
+    """A temporary path beside ``target``, renamed over it when the block succeeds.
+
+    What is written there is synced to disk first, and the new file gets the
+    old one's permissions (or the usual ones: ``mkstemp`` makes files
+    private), so a reader — or a crash — sees the old file or the new one,
+    never half a file.  Any OSError becomes a ConfigError naming the file.
+    """
     parent = target.parent if str(target.parent) else Path(".")
     try:
         descriptor, temporary = tempfile.mkstemp(
@@ -876,14 +892,11 @@ def write_table(
         )
     except OSError as exc:
         raise ConfigError(f"cannot write in {parent}: {exc.strerror}") from exc
+    os.close(descriptor)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            if fmt == "csv":
-                _write_csv(frame, handle, delimiter)
-            else:
-                write_sheet(frame, handle, sheet_name)
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield temporary
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
         _match_mode(target, temporary)
         os.replace(temporary, target)
     except OSError as exc:
