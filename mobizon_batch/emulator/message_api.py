@@ -1,0 +1,199 @@
+"""The Message and User modules: SendSmsMessage, GetSMSStatus, List, GetOwnBalance.
+
+Each handler takes the emulator and the parsed request parameters and returns
+an ``Answer``; ``METHODS`` maps ``module/method`` (lower case) to handlers, so
+the emulator's core knows nothing about any one module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from mobizon_batch.emulator.model import (
+    LIST_SORT_FIELDS,
+    NUMBER_INFO,
+    Answer,
+    EmulatedMessage,
+    as_dict,
+    as_list,
+    format_ts,
+    optional_int,
+    parse_ts,
+    sort_key,
+    status_at,
+)
+from mobizon_batch.texts import count_segments
+
+if TYPE_CHECKING:
+    from mobizon_batch.emulator.core import MobizonEmulator
+
+
+def send_sms_message(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
+    now = emu.clock()
+    extra = as_dict(params.get("params"))
+    errors: dict[str, str] = {}
+    recipient = str(params.get("recipient", "")).strip().lstrip("+")
+    if not (recipient.isdigit() and 10 <= len(recipient) <= 15):
+        errors["recipient"] = "Recipient must be an international number of 10-15 digits"
+    text = str(params.get("text", ""))
+    if not text.strip():
+        errors["text"] = "Text must not be empty"
+    validity = optional_int(extra.get("validity"))
+    if "validity" in extra and (validity is None or not 60 <= validity <= 1440):
+        errors["validity"] = "Validity must be 60-1440 minutes"
+    mclass = optional_int(extra.get("mclass"))
+    if "mclass" in extra and mclass not in (0, 1):
+        errors["mclass"] = "mclass must be 0 or 1"
+    deferred_to: float | None = None
+    if extra.get("deferredToTs"):
+        deferred_to = parse_ts(str(extra["deferredToTs"]))
+        if deferred_to is None:
+            errors["deferredToTs"] = "deferredToTs must be YYYY-MM-DD HH:MM:SS"
+        elif not now + 3600 <= deferred_to <= now + 14 * 86400:
+            errors["deferredToTs"] = "deferredToTs must be 1 hour to 14 days ahead"
+    if errors:
+        return Answer(1, errors, "Validation failed")
+    seg_num = max(count_segments(text).segments, 1)
+    with emu.lock:
+        state = emu.state
+        message = EmulatedMessage(
+            id=state.next_message_id,
+            campaign_id=state.next_campaign_id,
+            to=recipient,
+            text=text,
+            sender=str(params.get("from") or "Mobizon"),
+            seg_num=seg_num,
+            created=now,
+            name=str(extra.get("name") or ""),
+            validity=validity,
+            mclass=mclass,
+            deferred_to=deferred_to,
+        )
+        emu.store(message)
+    return Answer(
+        0,
+        {
+            "campaignId": str(message.campaign_id),
+            "messageId": str(message.id),
+            "status": "1" if emu.config.moderation else "2",
+        },
+    )
+
+
+def get_sms_status(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
+    ids = [i for i in (optional_int(v) for v in as_list(params.get("ids"))) if i is not None]
+    if not ids:
+        return Answer(2, None, "No ids given")
+    if len(ids) > 100:
+        return Answer(12, None, "At most 100 ids per request")
+    now = emu.clock()
+    with emu.lock:
+        found = [emu.state.by_id[i] for i in ids if i in emu.state.by_id]
+    return Answer(0, [status_at(m, now) for m in found])
+
+
+def list_messages(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
+    criteria = as_dict(params.get("criteria"))
+    pagination = as_dict(params.get("pagination"))
+    page_size = optional_int(pagination.get("pageSize", 25))
+    page = optional_int(pagination.get("currentPage", 0))
+    if page_size not in (25, 50, 100) or page is None or page < 0:
+        return Answer(12, None, "pageSize must be 25, 50 or 100 and currentPage >= 0")
+    sort = as_dict(params.get("sort"))
+    sort_field, direction = next(iter(sort.items()), ("campaignId", "DESC"))
+    attribute = LIST_SORT_FIELDS.get(str(sort_field).lower())
+    if attribute is None:
+        return Answer(1, {"sort": f"Unknown sort field {sort_field}"}, "Validation failed")
+    now = emu.clock()
+    with emu.lock:
+        messages = [m for m in emu.state.messages if _matches(m, criteria, now)]
+    messages.sort(
+        key=lambda m: _sort_value(m, attribute, now),
+        reverse=str(direction).upper() == "DESC",
+    )
+    chunk = messages[page * page_size : (page + 1) * page_size]
+    items = [_list_item(m, now, emu.config.price_per_segment) for m in chunk]
+    return Answer(0, {"items": items, "totalItemCount": str(len(messages))})
+
+
+def get_own_balance(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
+    with emu.lock:
+        balance = emu.balance
+    return Answer(0, {"balance": f"{balance:.4f}", "currency": emu.config.currency})
+
+
+def _list_item(message: EmulatedMessage, now: float, price: Decimal) -> dict[str, Any]:
+    status = status_at(message, now)
+    country, operator = _number_info(message.to)
+    return {
+        "id": str(message.id),
+        "campaignId": str(message.campaign_id),
+        "segNum": str(message.seg_num),
+        "segUserBuy": f"{price * message.seg_num:.4f}",
+        "from": message.sender,
+        "to": message.to,
+        "text": message.text,
+        "status": status["status"],
+        "groups": [],
+        "uuid": hashlib.md5(str(message.id).encode()).hexdigest(),
+        "countryA2": country,
+        "operatorName": operator,
+        "startSendTs": status["startSendTs"],
+        "statusUpdateTs": status["statusUpdateTs"],
+    }
+
+
+def _sort_value(message: EmulatedMessage, attribute: str, now: float) -> tuple[int, Any]:
+    if attribute in ("status", "start_send_ts", "status_update_ts"):
+        field_name = {
+            "status": "status",
+            "start_send_ts": "startSendTs",
+            "status_update_ts": "statusUpdateTs",
+        }[attribute]
+        return sort_key(status_at(message, now)[field_name] or "")
+    return sort_key(getattr(message, attribute))
+
+
+def _matches(message: EmulatedMessage, criteria: Mapping[str, Any], now: float) -> bool:
+    """Message/List criteria: ``to`` is a substring match, the others exact."""
+    for name, value in criteria.items():
+        if value in (None, ""):
+            continue
+        key = str(name).lower()
+        if key == "to" and str(value) not in message.to:
+            return False
+        if key == "text" and message.text != str(value):
+            return False
+        if key == "from" and message.sender != str(value):
+            return False
+        if key == "campaignids" and str(message.campaign_id) not in {
+            str(s) for s in as_list(value)
+        }:
+            return False
+        if key == "campaigncreatetsfrom" and format_ts(message.created) < str(value):
+            return False
+        if key == "campaigncreatetsto" and format_ts(message.created) > str(value):
+            return False
+        if key == "status" and status_at(message, now)["status"] not in {
+            str(s) for s in as_list(value)
+        }:
+            return False
+    return True
+
+
+def _number_info(number: str) -> tuple[str, str]:
+    for prefix, country, operator in NUMBER_INFO:
+        if number.startswith(prefix):
+            return country, operator
+    return "", ""
+
+
+METHODS: Mapping[str, Callable[[MobizonEmulator, dict[str, Any]], Answer]] = {
+    "message/sendsmsmessage": send_sms_message,
+    "message/getsmsstatus": get_sms_status,
+    "message/list": list_messages,
+    "user/getownbalance": get_own_balance,
+}

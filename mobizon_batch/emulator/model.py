@@ -1,0 +1,196 @@
+"""What the emulator is made of: its knobs, its messages, its call log, and the
+small parsing helpers every API module of it shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, overload
+
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+NON_FINAL_STEPS = ("NEW", "ENQUEUD", "ACCEPTD")
+FINAL_WEIGHTS = (("DELIVRD", 86), ("UNDELIV", 6), ("EXPIRED", 4), ("REJECTD", 4))
+# The sort fields Message/List documents (not "id"): a client must not rely on others.
+LIST_SORT_FIELDS = {
+    "campaignid": "campaign_id",
+    "from": "sender",
+    "to": "to",
+    "text": "text",
+    "status": "status",
+    "segnum": "seg_num",
+    "startsendts": "start_send_ts",
+    "statusupdatets": "status_update_ts",
+}
+# Country and operator by number prefix, for Message/List's countryA2/operatorName.
+NUMBER_INFO = (
+    ("7700", "KZ", "Altel"),
+    ("7701", "KZ", "Kcell"),
+    ("7702", "KZ", "Kcell"),
+    ("7705", "KZ", "Beeline KZ"),
+    ("7707", "KZ", "Tele2 KZ"),
+    ("7747", "KZ", "Tele2 KZ"),
+    ("7771", "KZ", "Beeline KZ"),
+    ("7775", "KZ", "Kcell"),
+    ("7776", "KZ", "Beeline KZ"),
+    ("7777", "KZ", "Beeline KZ"),
+    ("7778", "KZ", "Kcell"),
+    ("79", "RU", "MTS RU"),
+    ("998", "UZ", "Ucell"),
+    ("380", "UA", "Kyivstar"),
+    ("55", "BR", "Vivo"),
+)
+
+
+@dataclass
+class EmulatorConfig:
+    """The knobs. Rates are fractions of calls (0.0-1.0); times are seconds.
+
+    ``latency`` delays the methods in ``latency_methods`` (all when None).
+    ``rate_limit`` caps calls per second *per method* (token bucket, one second
+    of burst); beyond it the answer is code 30, as on the live service.
+    ``fault_*`` apply to the methods in ``fault_methods`` (all when None):
+    ``fault_503`` answers HTTP 503 with an HTML page and does nothing;
+    ``fault_drop_before`` closes the connection without doing anything;
+    ``fault_drop_after`` does the work (creates the message) and then closes
+    the connection without answering — the ambiguous case; ``fault_999_after``
+    does the work and then answers code 999 (general service error), the
+    ambiguous case with an envelope.
+    """
+
+    api_key: str | None = "test-key"
+    latency: float = 0.0
+    latency_methods: frozenset[str] | None = None
+    rate_limit: float = 0.0
+    fault_503: float = 0.0
+    fault_drop_before: float = 0.0
+    fault_drop_after: float = 0.0
+    fault_999_after: float = 0.0
+    fault_methods: frozenset[str] | None = None
+    status_step: float = 2.0
+    moderation: bool = False
+    balance: Decimal = Decimal("100000.00")
+    currency: str = "KZT"
+    price_per_segment: Decimal = Decimal("9.50")
+    wrong_domain: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class EmulatedMessage:
+    """One message the emulator accepted. ``created`` and times are epoch seconds."""
+
+    id: int
+    campaign_id: int
+    to: str
+    text: str
+    sender: str
+    seg_num: int
+    created: float
+    name: str = ""
+    validity: int | None = None
+    mclass: int | None = None
+    deferred_to: float | None = None
+    final_status: str = "DELIVRD"
+    step_seconds: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One request the emulator received, with its outcome."""
+
+    method: str  # "module/method", lower case
+    params: dict[str, Any]
+    code: int | None  # envelope code; None when no envelope was sent
+    fault: str = ""  # "", "503", "drop_before", "drop_after", "999_after"
+    at: float = 0.0
+
+
+@dataclass
+class Answer:
+    code: int
+    data: Any = None
+    message: str = ""
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    stamp: float
+
+
+@dataclass
+class State:
+    messages: list[EmulatedMessage] = field(default_factory=list)
+    by_id: dict[int, EmulatedMessage] = field(default_factory=dict)
+    calls: list[CallRecord] = field(default_factory=list)
+    buckets: dict[str, Bucket] = field(default_factory=dict)
+    next_message_id: int = 41_000_001
+    next_campaign_id: int = 7_300_001
+
+
+def status_at(message: EmulatedMessage, now: float) -> dict[str, Any]:
+    """GetSMSStatus fields for ``message`` at time ``now`` (all as strings or null)."""
+    start = message.deferred_to or message.created
+    steps = list(NON_FINAL_STEPS) + (["PDLIVRD"] if len(message.step_seconds) > 3 else [])
+    status, changed = steps[0], None
+    moment = start
+    for index, duration in enumerate(message.step_seconds):
+        moment += duration
+        if now < moment:
+            break
+        status = steps[index + 1] if index + 1 < len(steps) else message.final_status
+        changed = moment
+    started = start + message.step_seconds[0] if status != "NEW" else None
+    return {
+        "id": str(message.id),
+        "status": status,
+        "segNum": str(message.seg_num),
+        "startSendTs": format_ts(started),
+        "statusUpdateTs": format_ts(changed),
+    }
+
+
+@overload
+def format_ts(moment: float) -> str: ...
+@overload
+def format_ts(moment: None) -> None: ...
+@overload
+def format_ts(moment: float | None) -> str | None: ...
+def format_ts(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_ts(text: str) -> float | None:
+    try:
+        return datetime.strptime(text.strip(), TIMESTAMP_FORMAT).timestamp()
+    except ValueError:
+        return None
+
+
+def optional_int(value: Any) -> int | None:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """ids[0]=..&ids[1]=.. (a dict after parsing), ids[]=.. (a list) or "1,2,3"."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value[k] for k in sorted(value, key=lambda k: optional_int(k) or 0)]
+    if isinstance(value, list):
+        return value
+    return [part for part in str(value).split(",") if part.strip()]
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int) else (1, str(value))
