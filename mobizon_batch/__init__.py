@@ -18,8 +18,7 @@ API server for trying all of it offline.  Errors all derive from
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from mobizon_batch._version import __version__
 from mobizon_batch.client import MobizonClient, SendReceipt, StatusRecord
 from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
 from mobizon_batch.errors import (
@@ -33,7 +32,7 @@ from mobizon_batch.errors import (
 )
 from mobizon_batch.journal import Journal
 from mobizon_batch.prepare import Plan, PlanOptions, build_plan
-from mobizon_batch.report import summarize, write_report
+from mobizon_batch.report import summarize_results, write_report
 from mobizon_batch.results import send_results
 from mobizon_batch.send import SendOptions, SendPass, SendSummary
 from mobizon_batch.status import refresh_statuses, wait_until_final
@@ -63,7 +62,7 @@ __all__ = [
     "read_table",
     "refresh_statuses",
     "send_results",
-    "summarize",
+    "summarize_results",
     "wait_until_final",
     "write_report",
     "write_table",

@@ -32,7 +32,7 @@ import openpyxl
 import pandas as pd
 from tqdm import tqdm
 
-from mobizon_batch import __version__
+from mobizon_batch._version import __version__
 from mobizon_batch.client import MobizonClient, RedactingFilter, redact
 from mobizon_batch.config import ENV_API_KEY, api_settings, parse_duration
 from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator, emulator_url_for_env
@@ -45,14 +45,7 @@ from mobizon_batch.errors import (
     TransportError,
 )
 from mobizon_batch.jobs import Job, job_lock, load_job
-from mobizon_batch.journal import (
-    PENDING,
-    SENDING,
-    SENT,
-    UNKNOWN,
-    Journal,
-    default_journal_path,
-)
+from mobizon_batch.journal import Journal, default_journal_path
 from mobizon_batch.listing import (
     SORT_FIELDS,
     ListFilter,
@@ -63,16 +56,20 @@ from mobizon_batch.listing import (
 )
 from mobizon_batch.prepare import (
     DEFAULT_MAX_SEGMENTS,
-    INVALID,
     Plan,
     PlanOptions,
     build_plan,
     check_options,
-    validation_report,
 )
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.report import ReportSummary, summarize, write_report
-from mobizon_batch.results import dry_run_results, known_statuses, send_results
+from mobizon_batch.report import ReportSummary, summarize_results, write_report
+from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, with_integer_cells
+from mobizon_batch.results import (
+    dry_run_results,
+    known_statuses,
+    send_results,
+    validation_report,
+)
 from mobizon_batch.retries import ReadPolicy, call_read
 from mobizon_batch.samples import write_samples
 from mobizon_batch.send import (
@@ -83,16 +80,10 @@ from mobizon_batch.send import (
     check_deferred_to,
 )
 from mobizon_batch.status import (
-    FINAL_STATUSES,
-    MESSAGE_ID_COLUMN,
-    NON_FINAL_STATUSES,
-    NOT_FOUND,
     RefreshResult,
     WaitResult,
-    locate_columns,
     refresh_statuses,
     wait_until_final,
-    with_integer_cells,
 )
 from mobizon_batch.table import (
     InputTable,
@@ -100,6 +91,12 @@ from mobizon_batch.table import (
     check_output_path,
     read_table,
     write_table,
+)
+from mobizon_batch.vocabulary import (
+    FINAL_STATUSES,
+    NON_FINAL_STATUSES,
+    NOT_FOUND,
+    SendState,
 )
 
 EXIT_OK = 0
@@ -569,7 +566,7 @@ def print_plan_summary(plan: Plan, out: TextIO | None = None, examples: int = 5)
         f"(GSM-7 rows: {summary.gsm7_rows:,}, UCS-2 rows: {summary.ucs2_rows:,})",
         file=stream,
     )
-    bad = plan.rows[plan.rows["verdict"] == INVALID].head(examples)
+    bad = plan.rows[plan.rows["verdict"] == SendState.INVALID].head(examples)
     if len(bad):
         print("First invalid rows:", file=stream)
         raw = table.frame[plan.phone_column].to_dict()
@@ -735,7 +732,9 @@ def _cmd_send(args: argparse.Namespace) -> int:
             journal.register(plan.entries(), retry_failed=args.retry_failed)
             keys = frozenset(plan.rows["row_key"])
             counts = journal.counts(keys)
-            to_do = counts[PENDING] + counts[SENDING] + counts[UNKNOWN]
+            to_do = (
+                counts[SendState.PENDING] + counts[SendState.SENDING] + counts[SendState.UNKNOWN]
+            )
             if not to_do and plan.summary.sendable == 0:
                 write_table(
                     send_results(plan, journal),
@@ -747,7 +746,7 @@ def _cmd_send(args: argparse.Namespace) -> int:
                 args,
                 f"Balance: {format_money(balance)} {currency} ({client.host}). "
                 f"To send: {to_do:,} rows"
-                + (f" ({counts[SENT]:,} already sent)" if counts[SENT] else ""),
+                + (f" ({counts[SendState.SENT]:,} already sent)" if counts[SendState.SENT] else ""),
             )
 
             statuses = known_statuses(results_path)  # kept when the file is rewritten
@@ -1343,7 +1342,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             f"{args.results} is not a results file: it has neither a send_status nor a "
             f"message_id column (columns found: {', '.join(map(str, frame.columns))})"
         )
-    summary = summarize(frame)
+    summary = summarize_results(frame)
     write_report(frame, args.output, summary=summary, source=Path(args.results).name)
     for line in format_summary(summary):
         print(line)
@@ -1532,7 +1531,7 @@ def _results_counts(path: Path) -> dict[str, Any]:
     """Counts by send_status and by delivery status, and segments, from a results file."""
     if not path.exists():
         return {}
-    summary = summarize(read_table(path).frame)
+    summary = summarize_results(read_table(path).frame)
 
     def counts(title: str) -> dict[str, int]:
         section = summary.section(title)

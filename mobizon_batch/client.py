@@ -33,7 +33,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from mobizon_batch import __version__
+from mobizon_batch._version import __version__
 from mobizon_batch.config import DEFAULT_API_URL, normalize_api_url
 from mobizon_batch.errors import (
     AnswerLost,
@@ -44,12 +44,12 @@ from mobizon_batch.errors import (
     WrongDomain,
     api_error_for,
 )
+from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
 
 log = logging.getLogger(__name__)
 
 MAX_STATUS_IDS = 100
 LIST_PAGE_SIZES = (25, 50, 100)
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 REDACTED = "<redacted>"
 # Shorter "secrets" (test keys) are not replaced as plain text: replacing "k"

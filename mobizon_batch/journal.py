@@ -38,16 +38,13 @@ import pandas as pd
 
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.locks import ProcessLock
+from mobizon_batch.vocabulary import PLAN_VERDICTS, TIMESTAMP_FORMAT, SendState
 
 SCHEMA_VERSION = 1
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
-PENDING, SENDING, SENT, FAILED, UNKNOWN = "pending", "sending", "sent", "failed", "unknown"
-INVALID, DUPLICATE, OPTED_OUT = "invalid", "duplicate", "opted_out"
-#: Verdicts the plan gives; a row keeps following the plan while it has never been tried.
-PLAN_VERDICTS = frozenset({INVALID, DUPLICATE, OPTED_OUT})
-#: States a new plan may overwrite: nothing was ever sent for them.
-UNTRIED = PLAN_VERDICTS | {PENDING}
+#: States a new plan may overwrite: nothing was ever sent for them (a row keeps
+#: following the plan's verdicts while it has never been tried).
+UNTRIED = PLAN_VERDICTS | {SendState.PENDING}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,7 +122,7 @@ class PlanEntry:
     row_key: str
     recipient: str
     text: str
-    verdict: str  # "sendable" or one of PLAN_VERDICTS
+    verdict: str  # SendState.SENDABLE or one of PLAN_VERDICTS
     reason: str = ""
     segments: int = 0
 
@@ -235,7 +232,7 @@ class Journal:
             inserts: list[tuple[Any, ...]] = []
             updates: list[tuple[Any, ...]] = []
             for entry in entries:
-                state = PENDING if entry.verdict == "sendable" else entry.verdict
+                state = SendState.PENDING if entry.verdict == SendState.SENDABLE else entry.verdict
                 old = existing.get(entry.row_key)
                 if old is None:
                     seq += 1
@@ -252,8 +249,8 @@ class Journal:
                         )
                     )
                     new += 1
-                elif old in UNTRIED or (retry_failed and old == FAILED):
-                    if old != state or old == FAILED:
+                elif old in UNTRIED or (retry_failed and old == SendState.FAILED):
+                    if old != state or old == SendState.FAILED:
                         replanned += 1
                     updates.append((state, entry.reason, entry.segments, stamp, entry.row_key))
                 else:
@@ -275,7 +272,12 @@ class Journal:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE rows SET state=?, error=?, updated_at=? WHERE state=?",
-                (UNKNOWN, "the run stopped while this row was being sent", now_text(), SENDING),
+                (
+                    SendState.UNKNOWN,
+                    "the run stopped while this row was being sent",
+                    now_text(),
+                    SendState.SENDING,
+                ),
             )
             return cursor.rowcount
 
@@ -295,7 +297,7 @@ class Journal:
                 cursor = db.execute(
                     "UPDATE rows SET state=?, intent_at=?, updated_at=? "
                     "WHERE row_key=? AND state IN (?, ?)",
-                    (SENDING, stamp, stamp, key, PENDING, UNKNOWN),
+                    (SendState.SENDING, stamp, stamp, key, SendState.PENDING, SendState.UNKNOWN),
                 )
                 if cursor.rowcount:
                     claimed.append(key)
@@ -319,7 +321,7 @@ class Journal:
                         "SELECT row_key FROM rows WHERE message_id=?", (outcome.message_id,)
                     ).fetchone()
                     if owner is not None and owner[0] != outcome.row_key:
-                        state = UNKNOWN
+                        state = SendState.UNKNOWN
                         error = (
                             f"the API answered with message id {outcome.message_id}, "
                             f"which already belongs to another row"
@@ -337,7 +339,7 @@ class Journal:
                         outcome.campaign_id,
                         outcome.error_code,
                         error,
-                        stamp if state == SENT else None,
+                        stamp if state == SendState.SENT else None,
                         stamp,
                         outcome.row_key,
                     ),
@@ -361,7 +363,7 @@ class Journal:
                 db.execute(
                     "UPDATE rows SET state=?, message_id=?, campaign_id=?, error_code=NULL,"
                     " error='', sent_at=COALESCE(sent_at, ?), updated_at=? WHERE row_key=?",
-                    (SENT, message_id, campaign_id, stamp, stamp, row_key),
+                    (SendState.SENT, message_id, campaign_id, stamp, stamp, row_key),
                 )
                 return message_id
         return None

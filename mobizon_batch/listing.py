@@ -25,11 +25,12 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from mobizon_batch.client import MAX_STATUS_IDS, TIMESTAMP_FORMAT
+from mobizon_batch.client import MAX_STATUS_IDS
 from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.retries import ReadPolicy, call_read
+from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
 
 LIST_PAGE_SIZE = 100
 #: Message/List allows at most this many campaign ids in ``criteria[campaignIds]``.
@@ -110,8 +111,8 @@ class ListFilter:
             )
         if self.since and self.until and self.since > self.until:
             raise ConfigError(
-                f"--since ({self.since:%Y-%m-%d %H:%M:%S}) is after "
-                f"--until ({self.until:%Y-%m-%d %H:%M:%S})"
+                f"--since ({self.since.strftime(TIMESTAMP_FORMAT)}) is after "
+                f"--until ({self.until.strftime(TIMESTAMP_FORMAT)})"
             )
         statuses: str | list[str] | None = None
         if len(self.statuses) == 1:
@@ -143,7 +144,7 @@ def parse_sort(text: str) -> dict[str, str]:
     return {field_name: order}
 
 
-_MOMENT_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
+_MOMENT_FORMATS = (TIMESTAMP_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 

@@ -18,53 +18,33 @@ and final text as an earlier sendable row), ``sendable``.
 from __future__ import annotations
 
 import hashlib
-import re
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mobizon_batch.columns import ColumnKind, detect_column, find_column
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.journal import PlanEntry
 from mobizon_batch.phones import (
     DEFAULT_REGION,
     check_region,
-    load_optout,
     normalize_phones,
+    optout_numbers,
 )
-from mobizon_batch.table import InputTable, gc_paused
+from mobizon_batch.table import InputTable, gc_paused, read_lines
 from mobizon_batch.texts import Template, count_segments, parse_template
-
-SENDABLE = "sendable"
-INVALID = "invalid"
-DUPLICATE = "duplicate"
-OPTED_OUT = "opted_out"
-VERDICTS = (SENDABLE, INVALID, DUPLICATE, OPTED_OUT)
+from mobizon_batch.vocabulary import SendState
 
 DEFAULT_MAX_SEGMENTS = 6
 REASON_SEPARATOR = "; "
 REASON_NO_TEXT = "the text is empty"
 REASON_OPTED_OUT = "the number is in the opt-out list"
-
-#: The result columns of a results file, in order (see the design).
-RESULT_COLUMNS = (
-    "recipient",
-    "send_status",
-    "message_id",
-    "campaign_id",
-    "segments",
-    "error_code",
-    "error",
-    "sent_at",
-)
-#: The columns validate's report adds after the input's own.
-REPORT_COLUMNS = ("line", "recipient", "verdict", "reason", "segments", "encoding", "final_text")
-#: Suffix for a result column whose name an input column already has.
-CLASH_SUFFIX = "_result"
 
 Progress = Callable[[int], None]
 
@@ -129,7 +109,7 @@ class Plan:
 
     def sendable(self) -> pd.DataFrame:
         """The rows to send, in input order."""
-        return self.rows[self.rows["verdict"] == SENDABLE]
+        return self.rows[self.rows["verdict"] == SendState.SENDABLE]
 
     def entries(self) -> Iterator[PlanEntry]:
         """Every row as the send journal registers it (``Journal.register``)."""
@@ -144,101 +124,6 @@ class Plan:
             strict=True,
         ):
             yield PlanEntry(key, recipient, text, verdict, reason, int(segments))
-
-
-# ------------------------------------------------------------------ columns
-
-
-def _name_key(name: str) -> str:
-    """Compare column names loosely: case, ё/е, spaces, _ - . : № # don't matter."""
-    text = name.casefold().replace("ё", "е")
-    return re.sub(r"[\s_\-.:№#/()]+", " ", text).strip()
-
-
-def _keys(*names: str) -> frozenset[str]:
-    return frozenset(_name_key(n) for n in names)
-
-
-# Exact names, strongest first; then words or fragments a longer name may contain.
-PHONE_NAMES = (
-    _keys(
-        "phone", "phones", "phone number", "phonenumber", "phone no", "tel", "tel no",
-        "telephone", "telephone number", "mobile", "mobile phone", "mobile number",
-        "cell", "cell phone", "cellphone", "msisdn", "recipient", "recipients",
-        "recipient phone", "whatsapp", "телефон", "телефоны", "тел", "номер телефона",
-        "телефонный номер", "мобильный", "мобильный телефон", "моб телефон", "моб",
-        "сотовый", "сотовый телефон", "получатель", "номер получателя",
-        "телефон получателя", "телефон нөмірі", "телефон номері", "ұялы телефон", "ұялы",
-        "алушы", "алушы телефоны",
-    ),
-    _keys("number", "номер", "нөмір", "to", "contact", "контакт", "байланыс"),
-)  # fmt: skip
-PHONE_FRAGMENTS = ("phone", "телефон", "mobile", "msisdn", "recipient", "получател", "ұялы")
-PHONE_WORDS = frozenset({"tel", "тел", "mob", "моб", "cell"})
-
-TEXT_NAMES = (
-    _keys(
-        "text", "message", "sms", "sms text", "message text", "text message", "msg", "body",
-        "текст", "сообщение", "смс", "текст сообщения", "текст смс", "смс текст",
-        "sms текст", "мәтін", "хабарлама", "хабар", "хабарлама мәтіні", "смс мәтіні",
-        "sms мәтіні",
-    ),
-    _keys("content", "содержание", "содержимое", "мазмұны"),
-)  # fmt: skip
-TEXT_FRAGMENTS = ("text", "message", "sms", "смс", "текст", "сообщени", "мәтін", "хабарлама")
-TEXT_WORDS = frozenset({"msg"})
-
-ColumnKind = Literal["phone", "text"]
-
-
-def detect_column(
-    columns: Sequence[str], kind: ColumnKind, *, exclude: Iterable[str] = ()
-) -> str | None:
-    """The column that most likely holds phones (or texts), or None.
-
-    Tiers: a well-known exact name (``Телефон``), then a weaker exact name
-    (``Номер``), then a name containing a telling word (``Телефон клиента``).
-    Several columns in the best tier is an InputError: picking one would be
-    a guess, and the flag to settle it is cheap.
-    """
-    names, fragments, words = (
-        (PHONE_NAMES, PHONE_FRAGMENTS, PHONE_WORDS)
-        if kind == "phone"
-        else (TEXT_NAMES, TEXT_FRAGMENTS, TEXT_WORDS)
-    )
-    skip = set(exclude)
-    candidates = [c for c in columns if c not in skip]
-    tiers: list[list[str]] = [
-        *([c for c in candidates if _name_key(c) in tier] for tier in names),
-        [
-            c
-            for c in candidates
-            if any(f in _name_key(c) for f in fragments) or words & set(_name_key(c).split())
-        ],
-    ]
-    for found in tiers:
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            flag = "--phone-column" if kind == "phone" else "--text-column"
-            listed = ", ".join(repr(c) for c in found)
-            raise InputError(
-                f"several columns could hold the {kind}s ({listed}): pick one with {flag} NAME"
-            )
-    return None
-
-
-def find_column(columns: Sequence[str], wanted: str, *, what: str) -> str:
-    """The column a flag or placeholder names: exactly, else ignoring case and spacing."""
-    if wanted in columns:
-        return wanted
-    loose = [c for c in columns if _name_key(c) == _name_key(wanted)]
-    if len(loose) == 1:
-        return loose[0]
-    listed = ", ".join(repr(c) for c in columns)
-    if loose:
-        raise ConfigError(f"{what} {wanted!r} matches several columns: {listed}")
-    raise ConfigError(f"{what} {wanted!r} is not a column of the list; its columns are: {listed}")
 
 
 def _missing_column(table: InputTable, kind: ColumnKind) -> InputError:
@@ -416,7 +301,7 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
         text_column=text_column,
         template=template,
         options=options,
-        summary=summarize(rows),
+        summary=summarize_plan(rows),
     )
 
 
@@ -466,11 +351,11 @@ def _verdicts(
     pair = _pair_ids(key_recipient, texts)
     occurrence = pd.Series(pair).groupby(pair).cumcount().to_numpy() + 1
 
-    verdict = np.full(count, SENDABLE, dtype=object)
-    verdict[invalid] = INVALID
+    verdict = np.full(count, SendState.SENDABLE.value, dtype=object)
+    verdict[invalid] = SendState.INVALID.value
     opted = (~invalid) & recipient.isin(optout).to_numpy(dtype=bool) if optout else None
     if opted is not None:
-        verdict[opted] = OPTED_OUT
+        verdict[opted] = SendState.OPTED_OUT.value
         reasons[opted] = REASON_OPTED_OUT
     lines = np.asarray(table.source_lines, dtype=np.int64)
     if not allow_duplicates:
@@ -481,9 +366,9 @@ def _verdicts(
         first_line = pd.Series(lines[valid]).groupby(valid_pairs.to_numpy()).transform("first")
         later = valid_pairs.groupby(valid_pairs.to_numpy()).cumcount().to_numpy() > 0
         positions = np.flatnonzero(valid)[later]
-        dup_positions = positions[verdict[positions] == SENDABLE]
-        firsts = first_line.to_numpy()[later][verdict[positions] == SENDABLE]
-        verdict[dup_positions] = DUPLICATE
+        dup_positions = positions[verdict[positions] == SendState.SENDABLE]
+        firsts = first_line.to_numpy()[later][verdict[positions] == SendState.SENDABLE]
+        verdict[dup_positions] = SendState.DUPLICATE.value
         for position, line in zip(dup_positions, firsts, strict=True):
             reasons[position] = f"the same number and text as line {int(line)}"
     return pd.DataFrame(
@@ -537,20 +422,20 @@ def _row_keys(rows: pd.DataFrame, raw_phones: list[str], ticker: _Ticker) -> pd.
     return pd.Series(keys, index=rows.index, dtype="str")
 
 
-def summarize(rows: pd.DataFrame) -> PlanSummary:
+def summarize_plan(rows: pd.DataFrame) -> PlanSummary:
     """The counts of a plan's rows (see PlanSummary)."""
     verdicts = rows["verdict"].value_counts()
     invalid_reasons: Counter[str] = Counter()
-    for reason in rows.loc[rows["verdict"] == INVALID, "reason"]:
+    for reason in rows.loc[rows["verdict"] == SendState.INVALID, "reason"]:
         invalid_reasons.update(reason.split(REASON_SEPARATOR))
-    sendable = rows[rows["verdict"] == SENDABLE]
+    sendable = rows[rows["verdict"] == SendState.SENDABLE]
     encodings = sendable["encoding"].value_counts()
     return PlanSummary(
         rows=len(rows),
-        sendable=int(verdicts.get(SENDABLE, 0)),
-        invalid=int(verdicts.get(INVALID, 0)),
-        duplicate=int(verdicts.get(DUPLICATE, 0)),
-        opted_out=int(verdicts.get(OPTED_OUT, 0)),
+        sendable=int(verdicts.get(SendState.SENDABLE, 0)),
+        invalid=int(verdicts.get(SendState.INVALID, 0)),
+        duplicate=int(verdicts.get(SendState.DUPLICATE, 0)),
+        opted_out=int(verdicts.get(SendState.OPTED_OUT, 0)),
         invalid_by_reason=dict(invalid_reasons.most_common()),
         segments=int(sendable["segments"].sum()),
         gsm7_rows=int(encodings.get("GSM-7", 0)),
@@ -558,78 +443,15 @@ def summarize(rows: pd.DataFrame) -> PlanSummary:
     )
 
 
-# ------------------------------------------------------------- rendering
+def load_optout(
+    path: str | os.PathLike[str], region: str = DEFAULT_REGION, *, encoding: str | None = None
+) -> frozenset[str]:
+    """The normalized numbers of an opt-out file (CSV, plain text or XLSX).
 
-
-def result_column_names(
-    input_columns: Iterable[str], wanted: Sequence[str] = RESULT_COLUMNS
-) -> dict[str, str]:
-    """Output name for each result column: its own, unless the input has it.
-
-    Input columns are kept verbatim, so a result column whose name is taken
-    (``recipient`` is a common phone column name) gets ``_result`` appended
-    (then ``_result2``, ``_result3``… should that be taken too).
+    The file is read at the table edge (``read_lines``) and its lines are
+    parsed by ``phones.optout_numbers``, which refuses a file with lines but
+    no number in it.
     """
-    taken = set(input_columns)
-    names: dict[str, str] = {}
-    for name in wanted:
-        names[name] = free_name(name, taken)
-        taken.add(names[name])
-    return names
-
-
-def free_name(name: str, taken: set[str]) -> str:
-    """``name``, or the way out of a clash: ``name_result``, ``name_result2``…"""
-    candidate, copy = name, 1
-    while candidate in taken:
-        candidate = f"{name}{CLASH_SUFFIX}" + (str(copy) if copy > 1 else "")
-        copy += 1
-    return candidate
-
-
-def planned_results(plan: Plan) -> pd.DataFrame:
-    """The results file of a dry run: input columns, then the result columns.
-
-    ``send_status`` is ``planned`` for sendable rows and the verdict for the
-    others; ``error`` carries the reason; ids, error codes and times are
-    empty because nothing was sent.
-    """
-    rows = plan.rows
-    names = result_column_names(plan.table.columns)
-    status = rows["verdict"].where(rows["verdict"] != SENDABLE, "planned")
-    empty_ints = pd.Series(pd.array([pd.NA] * len(rows), dtype="Int64"), index=rows.index)
-    results = {
-        names["recipient"]: rows["recipient"],
-        names["send_status"]: status,
-        names["message_id"]: empty_ints,
-        names["campaign_id"]: empty_ints,
-        names["segments"]: rows["segments"].astype("Int64"),
-        names["error_code"]: empty_ints,
-        names["error"]: rows["reason"],
-        names["sent_at"]: pd.Series("", index=rows.index, dtype="str"),
-    }
-    return with_input_columns(plan, results)
-
-
-def validation_report(plan: Plan) -> pd.DataFrame:
-    """Validate's report: input columns, then line, recipient, verdict, reason…"""
-    rows = plan.rows
-    names = result_column_names(plan.table.columns, REPORT_COLUMNS)
-    results = {
-        names["line"]: rows["source_line"],
-        names["recipient"]: rows["recipient"],
-        names["verdict"]: rows["verdict"],
-        names["reason"]: rows["reason"],
-        names["segments"]: rows["segments"],
-        names["encoding"]: rows["encoding"],
-        names["final_text"]: rows["text"],
-    }
-    return with_input_columns(plan, results)
-
-
-def with_input_columns(plan: Plan, results: Mapping[str, pd.Series]) -> pd.DataFrame:
-    """The input's columns verbatim, then ``results`` (names already made unique)."""
-    frame = plan.table.frame
-    data = {name: frame[name] for name in frame.columns}
-    data.update(results)
-    return pd.DataFrame(data, index=frame.index)
+    source = Path(path)
+    lines = read_lines(source, encoding, what="opt-out file")
+    return optout_numbers(lines, region, source_name=source.name)

@@ -2,7 +2,7 @@
 
 Why the summary is an object and the workbook a rendering of it: the same
 figures go to the terminal (printed by ``cli.py``) and to the Summary sheet,
-and they must agree to the row.  ``summarize`` computes them once from the
+and they must agree to the row.  ``summarize_results`` computes them once from the
 table; ``write_report`` lays them out for people who would rather look than
 read: a Summary sheet with a chart of the status counts, every row on a
 Messages sheet, and the rows that need attention, with a reason each, on a
@@ -33,51 +33,54 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from phonenumbers import carrier
 
-from mobizon_batch.client import TIMESTAMP_FORMAT
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.sheetxml import XLSX_MAX_ROWS
-from mobizon_batch.status import (
+from mobizon_batch.resultfile import (
+    INTEGER_COLUMNS,
     MESSAGE_ID_COLUMN,
-    NOT_FOUND,
     is_blank,
-    is_final,
     locate_columns,
     parse_message_id,
 )
+from mobizon_batch.sheetxml import XLSX_MAX_ROWS
 from mobizon_batch.table import atomic_file
+from mobizon_batch.vocabulary import (
+    NOT_FOUND,
+    TIMESTAMP_FORMAT,
+    SendState,
+    SmsStatus,
+    is_final_status,
+)
 
-DELIVERED = "DELIVRD"
 NOT_CHECKED = "(not checked)"
 UNKNOWN = "(unknown)"
 PERCENT_FORMAT = "0.0%"
 #: send_status values that need someone's attention, with the default reason.
-SEND_PROBLEMS = {
-    "invalid": ("invalid", "the number could not be used"),
-    "failed": ("failed", "the API refused the message"),
-    "unknown": ("unknown", "the send's answer was lost and it could not be reconciled"),
+SEND_PROBLEMS: dict[str, tuple[str, str]] = {
+    SendState.INVALID: ("invalid", "the number could not be used"),
+    SendState.FAILED: ("failed", "the API refused the message"),
+    SendState.UNKNOWN: ("unknown", "the send's answer was lost and it could not be reconciled"),
 }
 #: final (or missing) statuses that mean "not delivered", with a reason for people.
-STATUS_PROBLEMS = {
-    "UNDELIV": (
+STATUS_PROBLEMS: dict[str, tuple[str, str]] = {
+    SmsStatus.UNDELIV: (
         "undelivered",
         "the operator could not deliver it (phone off or out of reach, number not in service)",
     ),
-    "REJECTD": (
+    SmsStatus.REJECTD: (
         "rejected",
         "rejected by the operator or Mobizon (sender name, content, or a blocked number)",
     ),
-    "EXPIRED": ("expired", "not delivered before its validity period ran out"),
-    "DELETED": ("deleted", "the message was deleted before delivery"),
+    SmsStatus.EXPIRED: ("expired", "not delivered before its validity period ran out"),
+    SmsStatus.DELETED: ("deleted", "the message was deleted before delivery"),
     NOT_FOUND: ("not found", "Mobizon does not know this message id (another account?)"),
 }
 # The write-only sheets are typed ``Any``: they gain column_dimensions,
 # auto_filter and add_chart at run time, which the openpyxl stubs do not know.
 Sheet = Any
 
-#: result columns written as numbers on the Messages sheet; every other cell stays text.
-INTEGER_COLUMNS = frozenset(
-    {"message_id", "campaign_id", "segments", "seg_num", "error_code", "segUserBuy"}
-)
+#: columns written as numbers on the Messages sheet (a results file's integer
+#: columns, and a list export's billed segments); every other cell stays text.
+NUMBER_COLUMNS = frozenset({*INTEGER_COLUMNS, "segUserBuy"})
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class ReportSummary:
 # ---------------------------------------------------------------- summary
 
 
-def summarize(frame: pd.DataFrame) -> ReportSummary:
+def summarize_results(frame: pd.DataFrame) -> ReportSummary:
     """The figures of ``frame`` (a results file, a list export, any table with statuses)."""
     rows = len(frame)
     sent_mask = _sent_mask(frame)
@@ -155,8 +158,8 @@ def summarize(frame: pd.DataFrame) -> ReportSummary:
         s.strip() or NOT_CHECKED for s, on in zip(statuses, sent_mask, strict=True) if on
     ]
     by_status = Counter(sent_statuses)
-    delivered = sum(n for s, n in by_status.items() if s.upper() == DELIVERED)
-    final = sum(n for s, n in by_status.items() if is_final(s))
+    delivered = sum(n for s, n in by_status.items() if s.upper() == SmsStatus.DELIVRD)
+    final = sum(n for s, n in by_status.items() if is_final_status(s))
 
     sections = []
     if _name(frame, "send_status") is not None:
@@ -238,7 +241,7 @@ def _column(frame: pd.DataFrame, canonical: str) -> list[str]:
 
 def _sent_mask(frame: pd.DataFrame, *, also_planned: bool = False) -> pd.Series[bool]:
     """Rows the API accepted (with ``also_planned``, or would have: a dry run's rows)."""
-    wanted = {"sent", "planned"} if also_planned else {"sent"}
+    wanted = {SendState.SENT, SendState.PLANNED} if also_planned else {SendState.SENT}
     if _name(frame, "send_status") is not None:
         values = [s.strip().lower() in wanted for s in _column(frame, "send_status")]
     else:
@@ -326,7 +329,7 @@ def write_report(
             f"{len(frame)} rows do not fit on the report's Messages sheet (Excel holds "
             f"{XLSX_MAX_ROWS - 1} below the header): split the results file"
         )
-    figures = summary or summarize(frame)
+    figures = summary or summarize_results(frame)
     # The temporary file first (atomic_file fails early in a folder we cannot
     # write): a write-only workbook built and then never saved complains when
     # it is garbage-collected.
@@ -409,7 +412,7 @@ def _table_sheet(sheet: Sheet, frame: pd.DataFrame) -> None:
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-    as_number = [name in INTEGER_COLUMNS for name in columns]
+    as_number = [name in NUMBER_COLUMNS for name in columns]
     for values in frame.itertuples(index=False, name=None):
         cells: list[Any] = []
         for value, number in zip(values, as_number, strict=True):
@@ -453,6 +456,6 @@ __all__ = [
     "Section",
     "Share",
     "problem_rows",
-    "summarize",
+    "summarize_results",
     "write_report",
 ]

@@ -5,44 +5,37 @@ rendering, and the same rendering is needed in three places — the periodic
 checkpoint during a long send, the end of a send (or of an interrupted one),
 and a dry run that knows of an earlier send.  Rows are matched to the journal
 by ``row_key``, so the file always follows the *current* list's order and
-rows, whatever order they were sent in.
+rows, whatever order they were sent in.  A plan alone is rendered here too:
+a dry run's results and validate's report.  Column names and suffixes come
+from ``resultfile``, the one place that knows the layout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from mobizon_batch.errors import MobizonBatchError
-from mobizon_batch.journal import (
-    FAILED,
-    PENDING,
-    PLAN_VERDICTS,
-    SENDING,
-    SENT,
-    UNKNOWN,
-    Journal,
-)
-from mobizon_batch.prepare import (
-    RESULT_COLUMNS,
-    SENDABLE,
-    Plan,
-    planned_results,
-    result_column_names,
-    with_input_columns,
-)
-from mobizon_batch.status import (
+from mobizon_batch.journal import Journal
+from mobizon_batch.prepare import Plan
+from mobizon_batch.resultfile import (
     MESSAGE_ID_COLUMN,
+    RESULT_COLUMNS,
     STATUS_COLUMNS,
     locate_columns,
     parse_message_id,
+    result_column_names,
 )
 from mobizon_batch.table import read_table
+from mobizon_batch.vocabulary import PLAN_VERDICTS, SendState
 
 #: Journal states of rows that were (or may have been) sent: never dropped from results.
-ATTEMPTED = (SENT, FAILED, UNKNOWN, SENDING)
+ATTEMPTED = (SendState.SENT, SendState.FAILED, SendState.UNKNOWN, SendState.SENDING)
 EARLIER_NOTE = "not in this version of the list (an earlier run sent it)"
+#: The columns validate's report adds after the input's own.
+REPORT_COLUMNS = ("line", "recipient", "verdict", "reason", "segments", "encoding", "final_text")
 
 
 def known_statuses(path: Path) -> pd.DataFrame | None:
@@ -96,7 +89,7 @@ def send_results(
     )
     merged.index = rows.index
     merged["state"] = merged["state"].fillna(
-        rows["verdict"].where(rows["verdict"] != SENDABLE, PENDING)
+        rows["verdict"].where(rows["verdict"] != SendState.SENDABLE, SendState.PENDING.value)
     )
     planned = merged["state"].isin(PLAN_VERDICTS)
     merged["error"] = merged["error"].fillna("").where(~planned, merged["reason"])
@@ -145,5 +138,58 @@ def dry_run_results(plan: Plan, journal: Journal | None) -> pd.DataFrame:
     results = send_results(plan, journal)
     names = result_column_names(plan.table.columns)
     column = names["send_status"]
-    results[column] = results[column].where(results[column] != "pending", "planned")
+    results[column] = results[column].where(
+        results[column] != SendState.PENDING, SendState.PLANNED.value
+    )
     return results
+
+
+# ------------------------------------------------------------- a plan alone
+
+
+def planned_results(plan: Plan) -> pd.DataFrame:
+    """The results file of a dry run: input columns, then the result columns.
+
+    ``send_status`` is ``planned`` for sendable rows and the verdict for the
+    others; ``error`` carries the reason; ids, error codes and times are
+    empty because nothing was sent.
+    """
+    rows = plan.rows
+    names = result_column_names(plan.table.columns)
+    status = rows["verdict"].where(rows["verdict"] != SendState.SENDABLE, SendState.PLANNED.value)
+    empty_ints = pd.Series(pd.array([pd.NA] * len(rows), dtype="Int64"), index=rows.index)
+    results = {
+        names["recipient"]: rows["recipient"],
+        names["send_status"]: status,
+        names["message_id"]: empty_ints,
+        names["campaign_id"]: empty_ints,
+        names["segments"]: rows["segments"].astype("Int64"),
+        names["error_code"]: empty_ints,
+        names["error"]: rows["reason"],
+        names["sent_at"]: pd.Series("", index=rows.index, dtype="str"),
+    }
+    return with_input_columns(plan, results)
+
+
+def validation_report(plan: Plan) -> pd.DataFrame:
+    """Validate's report: input columns, then line, recipient, verdict, reason…"""
+    rows = plan.rows
+    names = result_column_names(plan.table.columns, REPORT_COLUMNS)
+    results = {
+        names["line"]: rows["source_line"],
+        names["recipient"]: rows["recipient"],
+        names["verdict"]: rows["verdict"],
+        names["reason"]: rows["reason"],
+        names["segments"]: rows["segments"],
+        names["encoding"]: rows["encoding"],
+        names["final_text"]: rows["text"],
+    }
+    return with_input_columns(plan, results)
+
+
+def with_input_columns(plan: Plan, results: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """The input's columns verbatim, then ``results`` (names already made unique)."""
+    frame = plan.table.frame
+    data = {name: frame[name] for name in frame.columns}
+    data.update(results)
+    return pd.DataFrame(data, index=frame.index)

@@ -1,5 +1,9 @@
 """When to try a request again: one small decision for sends, one for reads.
 
+The one place for retry decisions: ``should_retry_send`` and
+``send_retrying`` (the policy the send pass runs each row's request under),
+``should_retry_read`` and ``call_read`` for everything that only reads.
+
 Why two: a read (GetSMSStatus, Message/List, GetOwnBalance) changes nothing,
 so asking again after a lost answer can never cost money or deliver an SMS
 twice — the status pass of a 100,000-row file must not die on one dropped
@@ -68,6 +72,46 @@ def should_retry_send(exc: BaseException) -> bool:
     # Not here: AnswerLost and ServiceError (3, 999) — the message may exist;
     # resending could deliver it twice.  Those rows are reconciled instead.
     return isinstance(exc, NotSent | RateLimited | ConcurrentSave)
+
+
+def send_retrying(
+    *,
+    max_attempts: int,
+    max_seconds: float,
+    attempts_counted: Callable[[], int],
+    halted: Callable[[], bool],
+    sleep: Callable[[float], None],
+    on_retry: Callable[[], None],
+) -> Retrying:
+    """The retry policy of one send: what may be repeated, how often, how patiently.
+
+    Repeats only what ``should_retry_send`` allows, with the same jittered
+    backoff as reads, and gives up when the run is halting (``halted``),
+    when ``attempts_counted()`` reaches ``max_attempts`` — the caller counts
+    the attempts that use up a row's tries: a code-30 refusal is the
+    provider pacing us and does not — or after ``max_seconds`` of trying.
+    ``on_retry`` is called before each pause (the send pass counts retries);
+    the last error is raised as is.
+    """
+
+    def give_up(state: RetryCallState) -> bool:
+        return (
+            halted()
+            or attempts_counted() >= max_attempts
+            or (state.seconds_since_start or 0.0) >= max_seconds
+        )
+
+    def before_pause(state: RetryCallState) -> None:
+        on_retry()
+
+    return Retrying(
+        retry=retry_if_exception(should_retry_send),
+        stop=give_up,
+        wait=wait_random_exponential(multiplier=0.5, max=30),
+        sleep=sleep,
+        before_sleep=before_pause,
+        reraise=True,
+    )
 
 
 def should_retry_read(exc: BaseException) -> bool:

@@ -42,8 +42,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
-
 from mobizon_batch.client import MobizonClient, SendReceipt, to_datetime
 from mobizon_batch.errors import (
     AnswerLost,
@@ -57,20 +55,11 @@ from mobizon_batch.errors import (
     TransportError,
     ValidationError,
 )
-from mobizon_batch.journal import (
-    FAILED,
-    PENDING,
-    SENDING,
-    SENT,
-    TIMESTAMP_FORMAT,
-    UNKNOWN,
-    Journal,
-    JournalRow,
-    Outcome,
-)
+from mobizon_batch.journal import Journal, JournalRow, Outcome
 from mobizon_batch.listing import ListFilter, export_messages
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.retries import ReadPolicy, call_read, should_retry_send
+from mobizon_batch.retries import ReadPolicy, call_read, send_retrying, should_retry_send
+from mobizon_batch.vocabulary import TIMESTAMP_FORMAT, SendState
 
 # Worker task kinds and result states beyond the journal's own.
 SEND, SEARCH = "send", "search"
@@ -127,7 +116,10 @@ class SendSummary:
     @property
     def incomplete(self) -> int:
         """Rows that are neither sent nor settled by a verdict: failed, unknown, pending."""
-        return sum(self.counts[s] for s in (FAILED, UNKNOWN, PENDING, SENDING))
+        return sum(
+            self.counts[s]
+            for s in (SendState.FAILED, SendState.UNKNOWN, SendState.PENDING, SendState.SENDING)
+        )
 
 
 @dataclass(frozen=True)
@@ -339,44 +331,37 @@ class SendPass:
                 counted += 1
                 raise
 
-        def give_up(state: RetryCallState) -> bool:
-            return (
-                self.halted
-                or counted >= options.max_attempts
-                or (state.seconds_since_start or 0.0) >= options.max_retry_seconds
-            )
-
-        def count_retry(state: RetryCallState) -> None:
+        def count_retry() -> None:
             with self._retries_lock:
                 self._retries += 1
 
-        policy = Retrying(
-            retry=retry_if_exception(should_retry_send),
-            stop=give_up,
-            wait=wait_random_exponential(multiplier=0.5, max=30),
+        policy = send_retrying(
+            max_attempts=options.max_attempts,
+            max_seconds=options.max_retry_seconds,
+            attempts_counted=lambda: counted,
+            halted=lambda: self.halted,
             sleep=self._sleep,
-            before_sleep=count_retry,
-            reraise=True,
+            on_retry=count_retry,
         )
         try:
             receipt = policy(attempt)
         except _Released:
-            return _Result(task, PENDING, posts, error=STOPPED_BEFORE_ROW)
+            return _Result(task, SendState.PENDING, posts, error=STOPPED_BEFORE_ROW)
         except MobizonBatchError as exc:
             return replace(self._classify(task, exc, posts), tries=counted)
         except Exception as exc:  # a bug must not lose the row: its request may have left
             error = self.client.redact(f"internal error while sending: {exc!r}")
-            return _Result(task, UNKNOWN, posts, tries=max(counted, 1), error=error)
-        return _Result(task, SENT, posts, tries=counted + 1, receipt=receipt)
+            return _Result(task, SendState.UNKNOWN, posts, tries=max(counted, 1), error=error)
+        return _Result(task, SendState.SENT, posts, tries=counted + 1, receipt=receipt)
 
     def _classify(self, task: _Task, exc: MobizonBatchError, posts: int) -> _Result:
         """The row's fate after a send that did not succeed."""
         if should_retry_send(exc):  # retries ran out, or the run is stopping
             if self.halted:
-                return _Result(task, PENDING, posts, error=STOPPED_BEFORE_ROW)
+                return _Result(task, SendState.PENDING, posts, error=STOPPED_BEFORE_ROW)
             return _Result(
                 task,
-                PENDING,
+                SendState.PENDING,
                 posts,
                 error=f"not sent: gave up retrying ({exc})",
                 unreachable=isinstance(exc, TransportError),
@@ -389,10 +374,14 @@ class SendPass:
             return _Result(task, ABORT, posts, error=str(exc), exception=exc)
         if isinstance(exc, AnswerLost | ServiceError | BackgroundTask):
             code = exc.code if isinstance(exc, ApiError) else None
-            return _Result(task, UNKNOWN, posts, error_code=code, error=f"outcome unknown: {exc}")
+            return _Result(
+                task, SendState.UNKNOWN, posts, error_code=code, error=f"outcome unknown: {exc}"
+            )
         if isinstance(exc, ApiError):
-            return _Result(task, FAILED, posts, error_code=exc.code, error=_rejection(exc))
-        return _Result(task, UNKNOWN, posts, error=f"outcome unknown: {exc}")
+            return _Result(
+                task, SendState.FAILED, posts, error_code=exc.code, error=_rejection(exc)
+            )
+        return _Result(task, SendState.UNKNOWN, posts, error=f"outcome unknown: {exc}")
 
     def _search(self, task: _Task) -> _Result:
         """Look in Message/List for the message a lost answer may have created."""
@@ -430,13 +419,15 @@ class _Run:
         keys = owner.keys
         self.journal.recover_interrupted()
         self.pending: deque[JournalRow] = deque(
-            row for row in self.journal.rows([PENDING]) if keys is None or row.row_key in keys
+            row
+            for row in self.journal.rows([SendState.PENDING])
+            if keys is None or row.row_key in keys
         )
         self.tracked: dict[str, _Row] = {}
         self.due: list[_Due] = []
-        for row in self.journal.rows([UNKNOWN]):
+        for row in self.journal.rows([SendState.UNKNOWN]):
             if keys is None or row.row_key in keys:
-                self.tracked[row.row_key] = _Row(row, state=UNKNOWN)
+                self.tracked[row.row_key] = _Row(row, state=SendState.UNKNOWN)
                 self.due.append(_Due(self.clock() + owner._settle_left(row.intent_at), row.row_key))
         self.live = self.journal.counts(keys)
         # Every message created by this pass's requests is newer than this one.
@@ -527,7 +518,7 @@ class _Run:
             if row.row_key not in claimed_keys:  # already settled: never handed out twice
                 self.busy_pairs.discard((row.recipient, row.text))
                 continue
-            tracked = self.move(row, SENDING)
+            tracked = self.move(row, SendState.SENDING)
             tracked.claimed_here = True
             self.submit(_Task(SEND, replace(row, intent_at=intent_at)))
 
@@ -563,28 +554,28 @@ class _Run:
         key = row.row_key
         tracked = self.tracked.setdefault(key, _Row(row, state=row.state))
         tracked.tries += result.tries
-        if result.state == SENT and result.receipt is not None:
+        if result.state == SendState.SENT and result.receipt is not None:
             receipt = result.receipt
             outcomes.append(
-                Outcome(key, SENT, result.posts, receipt.message_id, receipt.campaign_id)
+                Outcome(key, SendState.SENT, result.posts, receipt.message_id, receipt.campaign_id)
             )
-            self.move(row, SENT)
+            self.move(row, SendState.SENT)
             summary.sent_now += 1
             summary.segments_sent += row.segments
-        elif result.state in (FAILED, UNKNOWN, PENDING):
+        elif result.state in (SendState.FAILED, SendState.UNKNOWN, SendState.PENDING):
             outcomes.append(
                 Outcome(
                     key, result.state, result.posts, None, None, result.error_code, result.error
                 )
             )
             self.move(row, result.state)
-            if result.state == FAILED:
+            if result.state == SendState.FAILED:
                 summary.failed_now += 1
-            if result.state == UNKNOWN:
+            if result.state == SendState.UNKNOWN:
                 self.due.append(_Due(self.clock() + options.settle_seconds, key))
         elif result.state == ABORT:
-            outcomes.append(Outcome(key, PENDING, result.posts, error=result.error))
-            self.move(row, PENDING)
+            outcomes.append(Outcome(key, SendState.PENDING, result.posts, error=result.error))
+            self.move(row, SendState.PENDING)
             if summary.aborted is None:
                 summary.aborted = RunAborted(result.error, result.exception)
             self.halt()
@@ -592,7 +583,7 @@ class _Run:
             self.record(outcomes)  # the adoption must see every id recorded so far
             adopted = self.journal.adopt(key, result.candidates) if result.candidates else None
             if adopted is not None:
-                self.move(row, SENT)
+                self.move(row, SendState.SENT)
                 summary.adopted += 1
                 summary.sent_now += 1
                 summary.segments_sent += row.segments
@@ -603,7 +594,7 @@ class _Run:
                 outcomes.append(
                     Outcome(
                         key,
-                        UNKNOWN,
+                        SendState.UNKNOWN,
                         error=f"no answer to {tracked.tries} attempts and not found in the "
                         f"message list; not sent again (check the Mobizon panel)",
                     )
@@ -612,7 +603,7 @@ class _Run:
             tracked.searches += 1
             if tracked.searches < options.max_attempts:
                 self.due.append(_Due(self.clock() + max(options.settle_seconds, 1.0), key))
-            outcomes.append(Outcome(key, UNKNOWN, error=result.error))
+            outcomes.append(Outcome(key, SendState.UNKNOWN, error=result.error))
 
     def report(self) -> None:
         callback = self.owner.on_progress
@@ -622,11 +613,20 @@ class _Run:
         elapsed = self.clock() - self.started
         callback(
             SendProgress(
-                done=live[SENT] + live[FAILED],
-                total=sum(live[s] for s in (PENDING, SENDING, SENT, FAILED, UNKNOWN)),
-                sent=live[SENT],
-                failed=live[FAILED],
-                unknown=live[UNKNOWN],
+                done=live[SendState.SENT] + live[SendState.FAILED],
+                total=sum(
+                    live[s]
+                    for s in (
+                        SendState.PENDING,
+                        SendState.SENDING,
+                        SendState.SENT,
+                        SendState.FAILED,
+                        SendState.UNKNOWN,
+                    )
+                ),
+                sent=live[SendState.SENT],
+                failed=live[SendState.FAILED],
+                unknown=live[SendState.UNKNOWN],
                 rate=self.summary.sent_now / elapsed if elapsed > 0 else 0.0,
             )
         )

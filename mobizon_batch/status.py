@@ -18,42 +18,31 @@ The rules it keeps (see the API notes):
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, Protocol
 
 import pandas as pd
 
-from mobizon_batch.client import MAX_STATUS_IDS, TIMESTAMP_FORMAT, StatusRecord
+from mobizon_batch.client import MAX_STATUS_IDS, StatusRecord
 from mobizon_batch.errors import InputError
-from mobizon_batch.prepare import CLASH_SUFFIX, RESULT_COLUMNS, free_name
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.retries import ReadPolicy, call_read
-
-MESSAGE_ID_COLUMN = "message_id"
-STATUS_COLUMNS = (
-    "status",
-    "status_final",
-    "seg_num",
-    "start_send_ts",
-    "status_update_ts",
-    "status_checked_at",
+from mobizon_batch.resultfile import (
+    MESSAGE_ID_COLUMN,
+    STATUS_COLUMNS,
+    ensure_status_columns,
+    is_blank,
+    locate_columns,
+    parse_message_id,
 )
-#: Columns of a results file that hold whole numbers (see ``with_integer_cells``).
-INTEGER_COLUMNS = ("message_id", "campaign_id", "segments", "error_code", "seg_num")
-FINAL_STATUSES = frozenset({"DELIVRD", "UNDELIV", "REJECTD", "EXPIRED", "DELETED"})
-NON_FINAL_STATUSES = frozenset({"NEW", "ENQUEUD", "ACCEPTD", "PDLIVRD"})
-#: Written to ``status`` for an id that GetSMSStatus left out of its answer.
-NOT_FOUND = "NOT_FOUND"
+from mobizon_batch.retries import ReadPolicy, call_read
+from mobizon_batch.vocabulary import NOT_FOUND, TIMESTAMP_FORMAT, is_final_status
+
 TRUE, FALSE = "true", "false"
-# Ids above this are not Mobizon ids (and would overflow the API's integers).
-_MAX_ID = 2**63 - 1
 _MAX_EXAMPLES = 5
 
 Progress = Callable[["RefreshResult"], None]
@@ -66,161 +55,6 @@ class StatusSource(Protocol):
 
 
 # ---------------------------------------------------------------- cell rules
-
-
-def is_final(status: str) -> bool:
-    """Whether ``status`` can never change again. Unknown strings are not final."""
-    return status.strip().upper() in FINAL_STATUSES
-
-
-def is_blank(cell: Any) -> bool:
-    """An empty cell: None, NaN, or only whitespace."""
-    if cell is None:
-        return True
-    if isinstance(cell, str):
-        return not cell.strip()
-    try:
-        return bool(pd.isna(cell))
-    except (TypeError, ValueError):
-        return False
-
-
-def parse_message_id(cell: Any) -> int | None:
-    """A message id from a cell as spreadsheets deliver it, else None.
-
-    Accepted: ``41000001``, ``41000001.0`` and ``4.1000001E7`` (a number that
-    went through Excel or a float column), ``41000001,0`` (a decimal comma),
-    ``41 000 001`` (grouped digits, also with no-break spaces) and a leading
-    apostrophe (Excel's "this is text" mark).  Anything that is not a
-    positive whole number is not an id.
-    """
-    if isinstance(cell, str) and cell.isascii() and cell.isdigit():
-        value = int(cell)  # the common case, fast: a 100,000-row file is all this
-        return value if 0 < value <= _MAX_ID else None
-    if isinstance(cell, bool) or is_blank(cell):
-        return None
-    if isinstance(cell, int):
-        number = Decimal(cell)
-    elif isinstance(cell, float):
-        if not math.isfinite(cell):
-            return None
-        number = Decimal(repr(cell))
-    else:
-        text = str(cell).strip().lstrip("'")
-        for space in (" ", "\u00a0", "\u202f", "\u2009"):
-            text = text.replace(space, "")
-        head, comma, tail = text.partition(",")
-        if comma and tail and set(tail) == {"0"}:
-            text = head
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            return None
-    if not number.is_finite() or number != number.to_integral_value():
-        return None
-    value = int(number)
-    return value if 0 < value <= _MAX_ID else None
-
-
-def locate_columns(columns: Iterable[Any]) -> dict[str, str]:
-    """Our columns in a table: design name → the name the column has (or will get) there.
-
-    Why not just look names up: the send pass keeps the input's columns
-    verbatim and gives a result column whose name the input already uses a
-    suffix (``recipient_result``; ``recipient`` is a common name for a phone
-    column).  So in a results file — a table with a ``send_status`` column —
-    ours are the result block (the last ``send_status``, the ``recipient``
-    before it and the result columns after it) and the status columns after
-    that block; a ``status`` column among the input's own is the user's and
-    is never written to: the pass appends ``status_result`` instead.  In any
-    other table (a list export, someone's spreadsheet) names are taken as
-    they are.
-
-    Every name of ``RESULT_COLUMNS`` found is in the answer; the status
-    columns always are (absent ones with the name to append them under).
-    """
-    names = [str(c) for c in columns]
-    found: dict[str, str] = {}
-    sends = [i for i, name in enumerate(names) if _is_variant(name, "send_status")]
-    first_ours = 0
-    if sends:
-        first_ours = sends[-1]
-        if first_ours and _is_variant(names[first_ours - 1], "recipient"):
-            first_ours -= 1
-        position = first_ours
-        for canonical in RESULT_COLUMNS:
-            match = next(
-                (i for i in range(position, len(names)) if _is_variant(names[i], canonical)), None
-            )
-            if match is not None:
-                found[canonical] = names[match]
-                position = match + 1
-    else:
-        for canonical in RESULT_COLUMNS:
-            if canonical in names:
-                found[canonical] = canonical
-    taken = set(names)
-    for canonical in STATUS_COLUMNS:
-        if sends:
-            present = next((n for n in names[first_ours:] if _is_variant(n, canonical)), None)
-        else:
-            present = canonical if canonical in names else None
-        if present is None:
-            present = free_name(canonical, taken)
-            taken.add(present)
-        found[canonical] = present
-    return found
-
-
-def _is_variant(name: str, canonical: str) -> bool:
-    """``name`` is ``canonical`` or ``canonical`` with the send pass's clash suffix."""
-    if name == canonical:
-        return True
-    rest = name.removeprefix(canonical + CLASH_SUFFIX)
-    return rest != name and (rest == "" or rest.isdigit())
-
-
-def ensure_status_columns(frame: pd.DataFrame) -> dict[str, str]:
-    """Append the status columns that ``frame`` lacks, in the design's order.
-
-    Columns already present stay where they are (they are updated in place).
-    Returns ``locate_columns`` of the result.
-    """
-    names = locate_columns(frame.columns)
-    for canonical in STATUS_COLUMNS:
-        if names[canonical] not in frame.columns:
-            frame[names[canonical]] = ""
-    return names
-
-
-def with_integer_cells(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
-    """A shallow copy of ``frame`` whose whole-number cells in ``columns`` are ints.
-
-    ``columns`` defaults to our ``INTEGER_COLUMNS``, wherever ``locate_columns``
-    finds them.
-
-    Why: the pass works on text (as ``read_table`` gives it), but ids, counts
-    and codes are numbers in the results file the send pass wrote; written
-    back as text they would turn into text cells in a workbook.  Only cells
-    that are exactly an integer's digits change (``007`` stays text), so
-    anything else in those columns is written back as it was.
-    """
-    if columns is None:
-        located = locate_columns(frame.columns)
-        columns = [located[name] for name in INTEGER_COLUMNS if name in located]
-    out = frame.copy(deep=False)
-    for name in columns:
-        if name in out.columns:
-            out[name] = pd.Series(
-                [_as_integer(cell) for cell in out[name].tolist()], index=out.index, dtype=object
-            )
-    return out
-
-
-def _as_integer(cell: Any) -> Any:
-    if isinstance(cell, str) and cell.isascii() and cell.isdigit() and str(int(cell)) == cell:
-        return int(cell)
-    return cell
 
 
 def _text(cell: Any) -> str:
@@ -339,7 +173,7 @@ def refresh_statuses(
         result.with_id += 1
         row_ids[position] = message_id
         id_texts[position] = str(message_id)
-        if is_final(columns["status"][position]):
+        if is_final_status(columns["status"][position]):
             result.already_final += 1
         else:
             rows_of.setdefault(message_id, []).append(position)
@@ -370,7 +204,7 @@ def refresh_statuses(
         for name in STATUS_COLUMNS:
             frame[names[name]] = columns[name]
     statuses = [columns["status"][p] for p, i in enumerate(row_ids) if i is not None]
-    result.final = sum(1 for status in statuses if is_final(status))
+    result.final = sum(1 for status in statuses if is_final_status(status))
     result.not_found = sum(
         1
         for position in (p for ps in rows_of.values() for p in ps)
@@ -392,7 +226,7 @@ def _fill(
         columns["status_final"][position] = FALSE
         return
     columns["status"][position] = record.status
-    columns["status_final"][position] = TRUE if is_final(record.status) else FALSE
+    columns["status_final"][position] = TRUE if is_final_status(record.status) else FALSE
     columns["seg_num"][position] = "" if record.seg_num is None else str(record.seg_num)
     columns["start_send_ts"][position] = _timestamp(record.start_send_ts)
     columns["status_update_ts"][position] = _timestamp(record.status_update_ts)
@@ -445,21 +279,9 @@ def wait_until_final(
 
 
 __all__ = [
-    "FINAL_STATUSES",
-    "INTEGER_COLUMNS",
-    "MESSAGE_ID_COLUMN",
-    "NON_FINAL_STATUSES",
-    "NOT_FOUND",
-    "STATUS_COLUMNS",
     "RefreshResult",
     "StatusSource",
     "WaitResult",
-    "ensure_status_columns",
-    "is_blank",
-    "is_final",
-    "locate_columns",
-    "parse_message_id",
     "refresh_statuses",
     "wait_until_final",
-    "with_integer_cells",
 ]

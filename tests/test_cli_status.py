@@ -15,7 +15,7 @@ from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import AuthError, ConfigError
-from mobizon_batch.status import STATUS_COLUMNS
+from mobizon_batch.resultfile import STATUS_COLUMNS
 from tests.conftest import TEST_KEY
 from tests.test_status import STATUS_CALL, asked_ids
 

@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 
 from mobizon_batch.journal import (
-    FAILED,
-    PENDING,
-    SENDING,
-    SENT,
-    UNKNOWN,
     Journal,
     JournalLocked,
     Outcome,
     PlanEntry,
     default_journal_path,
 )
+from mobizon_batch.vocabulary import SendState
+
+PENDING, SENDING, SENT = SendState.PENDING, SendState.SENDING, SendState.SENT
+FAILED, UNKNOWN = SendState.FAILED, SendState.UNKNOWN
 
 
 def entry(key: str, verdict: str = "sendable") -> PlanEntry:

@@ -9,6 +9,7 @@ import phonenumbers
 import pytest
 
 from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.phonefast import FastPath
 from mobizon_batch.phones import (
     REASON_BAD_COUNTRY,
     REASON_BAD_LENGTH,
@@ -19,14 +20,13 @@ from mobizon_batch.phones import (
     REASON_SEVERAL,
     REASON_TOO_LONG,
     REASON_TOO_SHORT,
-    _FastPath,
     _slow,
     check_region,
     clean_phone,
-    load_optout,
     normalize_phone,
     normalize_phones,
 )
+from mobizon_batch.prepare import load_optout
 
 KZ = "77012345678"
 RU = "79161234567"
@@ -171,7 +171,7 @@ def _random_digit_strings(rng: random.Random, count: int) -> list[str]:
 def test_fast_path_never_differs_from_the_library(region: str) -> None:
     """Wherever the fast path answers, phonenumbers gives the very same number."""
     rng = random.Random(region)
-    fast = _FastPath(region)
+    fast = FastPath(region)
     answered = 0
     for digits in _random_digit_strings(rng, 2500):
         for international in (False, True):
@@ -184,14 +184,14 @@ def test_fast_path_never_differs_from_the_library(region: str) -> None:
 
 
 def test_fast_path_answers_the_everyday_shapes() -> None:
-    fast = _FastPath("KZ")
+    fast = FastPath("KZ")
     for digits, international in [(KZ, False), ("87012345678", False), (KZ, True)]:
         assert fast.number(digits, international) == KZ
 
 
 def test_fast_validity_matches_is_valid_number_exactly() -> None:
     """The validator behind the fast path agrees with the library on random numbers."""
-    from mobizon_batch.phones import _country
+    from mobizon_batch.phonefast import _country
 
     rng = random.Random(11)
     checked = valid = 0

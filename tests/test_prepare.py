@@ -8,22 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mobizon_batch.columns import detect_column
 from mobizon_batch.errors import ConfigError, InputError
-from mobizon_batch.prepare import (
-    DUPLICATE,
-    INVALID,
-    OPTED_OUT,
-    RESULT_COLUMNS,
-    SENDABLE,
-    PlanOptions,
-    build_plan,
-    detect_column,
-    planned_results,
-    result_column_names,
-    row_key,
-    validation_report,
-)
+from mobizon_batch.prepare import PlanOptions, build_plan, row_key
+from mobizon_batch.resultfile import RESULT_COLUMNS, result_column_names
+from mobizon_batch.results import planned_results, validation_report
 from mobizon_batch.table import InputTable
+from mobizon_batch.vocabulary import SendState
+
+SENDABLE, INVALID = SendState.SENDABLE, SendState.INVALID
+DUPLICATE, OPTED_OUT = SendState.DUPLICATE, SendState.OPTED_OUT
 
 KZ1, KZ2, KZ3 = "77012345678", "77021112233", "77051112233"
 

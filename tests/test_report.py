@@ -17,7 +17,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import export_frame, export_messages
-from mobizon_batch.report import problem_rows, summarize, write_report
+from mobizon_batch.report import problem_rows, summarize_results, write_report
 from mobizon_batch.status import refresh_statuses
 from tests.conftest import TEST_KEY
 from tests.test_status import FakeClock
@@ -208,7 +208,7 @@ def test_a_list_export_reports_countries_from_its_columns(
         api.send_sms(("7701" if i % 3 else "998") + f"{i:07d}", "x")
     clock.now += 86_400
     frame = export_frame(export_messages(api).items)
-    summary = summarize(frame)
+    summary = summarize_results(frame)
     assert summary.sent == 12 and "By send status" not in [s.title for s in summary.sections]
     countries = summary.section("By country")
     assert countries is not None
@@ -222,7 +222,7 @@ def test_unknown_numbers_and_no_statuses_yet() -> None:
     frame = pd.DataFrame(
         {"recipient": ["", "123"], "send_status": ["sent", "planned"], "message_id": ["5", ""]}
     )
-    summary = summarize(frame)
+    summary = summarize_results(frame)
     assert (summary.sent, summary.delivered, summary.delivery_rate) == (1, 0, 0.0)
     assert summary.section("By country") is None
     status = summary.section("By status")
@@ -239,7 +239,7 @@ def test_a_dry_run_file_reports_planned_segments_and_no_status_table() -> None:
             "segments": ["1", "2", "1"],
         }
     )
-    summary = summarize(frame)
+    summary = summarize_results(frame)
     assert summary.sent == 0 and summary.segments_estimated == 3
     assert summary.section("By status") is None and summary.problems == 1
 
@@ -307,7 +307,7 @@ def test_a_results_file_with_clashing_names_is_read_by_position() -> None:
             "status_result": ["DELIVRD", "UNDELIV"],
         }
     )
-    summary = summarize(frame)
+    summary = summarize_results(frame)
     status = summary.section("By status")
     countries = summary.section("By country")
     assert status is not None and countries is not None

@@ -17,9 +17,13 @@ import pytest
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.journal import FAILED, PENDING, SENDING, SENT, UNKNOWN, Journal, PlanEntry
+from mobizon_batch.journal import Journal, PlanEntry
 from mobizon_batch.send import SendOptions, SendPass, SendProgress, check_deferred_to
+from mobizon_batch.vocabulary import SendState
 from tests.conftest import TEST_KEY
+
+PENDING, SENDING, SENT = SendState.PENDING, SendState.SENDING, SendState.SENT
+FAILED, UNKNOWN = SendState.FAILED, SendState.UNKNOWN
 
 
 def fast_sleep(seconds: float) -> None:

@@ -14,17 +14,15 @@ import pytest
 from mobizon_batch.client import MobizonClient, StatusRecord
 from mobizon_batch.emulator import CallRecord, MobizonEmulator
 from mobizon_batch.errors import InputError
-from mobizon_batch.retries import ReadPolicy
-from mobizon_batch.status import (
-    NOT_FOUND,
+from mobizon_batch.resultfile import (
     STATUS_COLUMNS,
-    RefreshResult,
     locate_columns,
     parse_message_id,
-    refresh_statuses,
-    wait_until_final,
     with_integer_cells,
 )
+from mobizon_batch.retries import ReadPolicy
+from mobizon_batch.status import RefreshResult, refresh_statuses, wait_until_final
+from mobizon_batch.vocabulary import NOT_FOUND
 from tests.conftest import TEST_KEY
 
 STATUS_CALL = "message/getsmsstatus"
