@@ -2,9 +2,9 @@
 
 How it is put together, and why:
 
-* One coordinator (the calling thread) owns the journal.  It commits the
-  *intent* for a handful of rows (``sending``), hands them to the workers, and
-  commits each outcome as it comes back.  Only a few rows are ever claimed
+* One coordinator (the calling thread; ``sendloop.Run``) owns the journal.
+  It commits the *intent* for a handful of rows (``sending``), hands them to
+  the workers, and commits each outcome as it comes back.  Only a few rows are ever claimed
   ahead (twice the worker count), so a crash leaves at most those in
   ``sending``; on restart they become ``unknown`` and are reconciled.
 * Workers (threads sharing one pooled client) wait for the rate limiter,
@@ -30,13 +30,10 @@ How it is put together, and why:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -50,20 +47,26 @@ from mobizon_batch.errors import (
     ConfigError,
     MobizonBatchError,
     RateLimited,
-    RunAborted,
     ServiceError,
     TransportError,
     ValidationError,
 )
-from mobizon_batch.journal import Journal, JournalRow, Outcome
+from mobizon_batch.journal import Journal, JournalRow
 from mobizon_batch.listing import ListFilter, export_messages
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.retries import ReadPolicy, call_read, send_retrying, should_retry_send
+from mobizon_batch.sendloop import (
+    ABORT,
+    FOUND,
+    SEARCH_FAILED,
+    Result,
+    Run,
+    SendProgress,
+    SendSummary,
+    Task,
+)
 from mobizon_batch.vocabulary import TIMESTAMP_FORMAT, SendState
 
-# Worker task kinds and result states beyond the journal's own.
-SEND, SEARCH = "send", "search"
-ABORT, FOUND, SEARCH_FAILED = "abort", "found", "search_failed"
 STOPPED_BEFORE_ROW = "not sent: the run was stopped before this row"
 
 log = logging.getLogger(__name__)
@@ -91,49 +94,6 @@ class SendOptions:
     unreachable_after: int = 20
 
 
-@dataclass
-class SendSummary:
-    """What a pass did; ``counts`` are the journal states of the pass's rows."""
-
-    counts: Counter[str]
-    sent_now: int = 0
-    failed_now: int = 0
-    adopted: int = 0
-    resent: int = 0
-    retries: int = 0
-    slowdowns: int = 0
-    segments_sent: int = 0
-    elapsed: float = 0.0
-    interrupted: bool = False
-    aborted: RunAborted | None = None
-    unreachable: str = ""
-
-    @property
-    def rate(self) -> float:
-        """Messages accepted per second in this pass."""
-        return self.sent_now / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def incomplete(self) -> int:
-        """Rows that are neither sent nor settled by a verdict: failed, unknown, pending."""
-        return sum(
-            self.counts[s]
-            for s in (SendState.FAILED, SendState.UNKNOWN, SendState.PENDING, SendState.SENDING)
-        )
-
-
-@dataclass(frozen=True)
-class SendProgress:
-    """A snapshot for a progress display."""
-
-    done: int
-    total: int
-    sent: int
-    failed: int
-    unknown: int
-    rate: float
-
-
 def check_deferred_to(text: str, now: datetime | None = None) -> datetime:
     """Parse ``--deferred-to`` and insist it is 1 hour to 14 days ahead (else ConfigError)."""
     try:
@@ -150,52 +110,6 @@ def check_deferred_to(text: str, now: datetime | None = None) -> datetime:
             f"(Mobizon refuses other times)"
         )
     return moment
-
-
-# ------------------------------------------------------------ worker results
-
-
-@dataclass(frozen=True)
-class _Task:
-    kind: str  # "send" or "search"
-    row: JournalRow  # its intent_at is the time of the request a search looks for
-    #: for a search: only messages with a higher id can be this row's
-    floor: int | None = None
-
-
-@dataclass(frozen=True)
-class _Result:
-    task: _Task
-    state: str  # sent, failed, unknown, pending, abort, found, search_failed
-    posts: int = 0  # requests made
-    #: requests that count against --max-attempts (not those refused with code 30)
-    tries: int = 0
-    receipt: SendReceipt | None = None
-    error_code: int | None = None
-    error: str = ""
-    candidates: tuple[tuple[int, int | None], ...] = ()
-    exception: MobizonBatchError | None = None
-    unreachable: bool = False
-
-
-@dataclass
-class _Row:
-    """What the coordinator tracks of one row during this pass."""
-
-    row: JournalRow
-    state: str
-    tries: int = 0
-    searches: int = 0
-    #: the intent of this row's last request was made by this pass
-    claimed_here: bool = False
-
-
-@dataclass(eq=False)
-class _Due:
-    """A search to make at ``at`` (compared by identity: two may share a time)."""
-
-    at: float
-    row_key: str
 
 
 class SendPass:
@@ -284,7 +198,7 @@ class SendPass:
 
     def run(self) -> SendSummary:
         """Send until every pending row is settled, the API aborts, or a stop is asked."""
-        run = _Run(self)
+        run = Run(self)
         try:
             run.loop()
         finally:
@@ -300,7 +214,7 @@ class SendPass:
 
     # ----------------------------------------------------------------- workers
 
-    def _send(self, task: _Task) -> _Result:
+    def _send(self, task: Task) -> Result:
         """POST one row, retrying only what surely created nothing."""
         row, options = task.row, self.options
         posts = 0
@@ -346,20 +260,20 @@ class SendPass:
         try:
             receipt = policy(attempt)
         except _Released:
-            return _Result(task, SendState.PENDING, posts, error=STOPPED_BEFORE_ROW)
+            return Result(task, SendState.PENDING, posts, error=STOPPED_BEFORE_ROW)
         except MobizonBatchError as exc:
             return replace(self._classify(task, exc, posts), tries=counted)
         except Exception as exc:  # a bug must not lose the row: its request may have left
             error = self.client.redact(f"internal error while sending: {exc!r}")
-            return _Result(task, SendState.UNKNOWN, posts, tries=max(counted, 1), error=error)
-        return _Result(task, SendState.SENT, posts, tries=counted + 1, receipt=receipt)
+            return Result(task, SendState.UNKNOWN, posts, tries=max(counted, 1), error=error)
+        return Result(task, SendState.SENT, posts, tries=counted + 1, receipt=receipt)
 
-    def _classify(self, task: _Task, exc: MobizonBatchError, posts: int) -> _Result:
+    def _classify(self, task: Task, exc: MobizonBatchError, posts: int) -> Result:
         """The row's fate after a send that did not succeed."""
         if should_retry_send(exc):  # retries ran out, or the run is stopping
             if self.halted:
-                return _Result(task, SendState.PENDING, posts, error=STOPPED_BEFORE_ROW)
-            return _Result(
+                return Result(task, SendState.PENDING, posts, error=STOPPED_BEFORE_ROW)
+            return Result(
                 task,
                 SendState.PENDING,
                 posts,
@@ -371,23 +285,21 @@ class SendPass:
             # Halt here, not when the coordinator gets to it: the other workers
             # must not start one more request that can only be refused too.
             self._halt.set()
-            return _Result(task, ABORT, posts, error=str(exc), exception=exc)
+            return Result(task, ABORT, posts, error=str(exc), exception=exc)
         if isinstance(exc, AnswerLost | ServiceError | BackgroundTask):
             code = exc.code if isinstance(exc, ApiError) else None
-            return _Result(
+            return Result(
                 task, SendState.UNKNOWN, posts, error_code=code, error=f"outcome unknown: {exc}"
             )
         if isinstance(exc, ApiError):
-            return _Result(
-                task, SendState.FAILED, posts, error_code=exc.code, error=_rejection(exc)
-            )
-        return _Result(task, SendState.UNKNOWN, posts, error=f"outcome unknown: {exc}")
+            return Result(task, SendState.FAILED, posts, error_code=exc.code, error=_rejection(exc))
+        return Result(task, SendState.UNKNOWN, posts, error=f"outcome unknown: {exc}")
 
-    def _search(self, task: _Task) -> _Result:
+    def _search(self, task: Task) -> Result:
         """Look in Message/List for the message a lost answer may have created."""
         row = task.row
         if self.halted:
-            return _Result(task, SEARCH_FAILED, error="outcome unknown: the run stopped first")
+            return Result(task, SEARCH_FAILED, error="outcome unknown: the run stopped first")
         since = to_datetime(row.intent_at) or datetime.now()
         # Not "from": the sender may differ from the one asked for (a default, or
         # another --from when resumed); recipient + exact text + a newer id decide.
@@ -399,237 +311,11 @@ class SendPass:
                 self.client, wanted, sort={"campaignId": "DESC"}, policy=self._read_policy
             )
         except MobizonBatchError as exc:
-            return _Result(
+            return Result(
                 task, SEARCH_FAILED, error=f"outcome unknown; the message list failed: {exc}"
             )
         found = _exact_matches(listed.items, row, task.floor)
-        return _Result(task, FOUND, candidates=tuple(found))
-
-
-class _Run:
-    """The coordinator's state for one pass; it alone touches the journal."""
-
-    def __init__(self, owner: SendPass) -> None:
-        self.owner = owner
-        self.journal = owner.journal
-        self.options = owner.options
-        self.clock = owner._clock
-        self.started = self.clock()
-        self.summary = SendSummary(counts=Counter())
-        keys = owner.keys
-        self.journal.recover_interrupted()
-        self.pending: deque[JournalRow] = deque(
-            row
-            for row in self.journal.rows([SendState.PENDING])
-            if keys is None or row.row_key in keys
-        )
-        self.tracked: dict[str, _Row] = {}
-        self.due: list[_Due] = []
-        for row in self.journal.rows([SendState.UNKNOWN]):
-            if keys is None or row.row_key in keys:
-                self.tracked[row.row_key] = _Row(row, state=SendState.UNKNOWN)
-                self.due.append(_Due(self.clock() + owner._settle_left(row.intent_at), row.row_key))
-        self.live = self.journal.counts(keys)
-        # Every message created by this pass's requests is newer than this one.
-        self.newest_before = owner.newest_message_id() if self.pending or self.due else None
-        self.busy_pairs: set[tuple[str, str]] = set()
-        self.in_flight: dict[Future[_Result], _Task] = {}
-        self.capacity = max(1, self.options.workers) * 2
-        self.unreachable_streak = 0
-        self.pool = ThreadPoolExecutor(
-            max_workers=max(1, self.options.workers), thread_name_prefix="send"
-        )
-        self.checkpointer = _Checkpointer(owner.checkpoint, owner.checkpoint_interval, self.clock)
-
-    @property
-    def dispatching(self) -> bool:
-        return not self.owner.halted
-
-    def halt(self) -> None:
-        """Stop handing out work, and cut every wait short (an abort, no API)."""
-        self.owner._halt.set()
-
-    def loop(self) -> None:
-        while True:
-            if self.dispatching:
-                self.dispatch()
-            if not self.in_flight:
-                if not self.dispatching or (not self.pending and not self.due):
-                    return
-                if self.due:  # nothing to do until the next search is due
-                    wake = min(d.at for d in self.due)
-                    self.owner._sleep(min(0.2, max(0.0, wake - self.clock())))
-                continue
-            done, _ = wait(list(self.in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
-            outcomes: list[Outcome] = []
-            for future in done:
-                task = self.in_flight.pop(future)
-                self.busy_pairs.discard((task.row.recipient, task.row.text))
-                result = future.result()
-                self.unreachable_streak = self.unreachable_streak + 1 if result.unreachable else 0
-                self.absorb(result, outcomes)
-            self.record(outcomes)
-            if self.unreachable_streak >= self.options.unreachable_after and self.dispatching:
-                self.summary.unreachable = (
-                    f"{self.unreachable_streak} rows in a row could not reach the API; "
-                    f"stopped sending (the rest stay pending: run the same command again)"
-                )
-                self.halt()
-            self.report()
-            self.checkpointer.maybe_run()
-
-    def shutdown(self) -> None:
-        # Wait for every request in flight: the journal must outlive them all.
-        # Each ends within the HTTP timeouts (the halt cut every other wait).
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.checkpointer.finish()
-
-    def dispatch(self) -> None:
-        """Hand out due searches first, then claim and hand out pending rows."""
-        now = self.clock()
-        for item in sorted(self.due, key=lambda d: d.at):
-            if len(self.in_flight) >= self.capacity or item.at > now:
-                break
-            tracked = self.tracked[item.row_key]
-            row = tracked.row
-            pair = (row.recipient, row.text)
-            if pair in self.busy_pairs:
-                continue
-            self.due = [d for d in self.due if d is not item]
-            self.busy_pairs.add(pair)
-            self.submit(_Task(SEARCH, row, self.floor_for(tracked)))
-        batch: list[JournalRow] = []
-        skipped: list[JournalRow] = []
-        while self.pending and len(self.in_flight) + len(batch) < self.capacity:
-            row = self.pending.popleft()
-            pair = (row.recipient, row.text)
-            if pair in self.busy_pairs:
-                skipped.append(row)
-                continue
-            self.busy_pairs.add(pair)
-            batch.append(row)
-        self.pending.extendleft(reversed(skipped))
-        if not batch:
-            return
-        # The intent is committed (fully synced) before any of these requests leaves.
-        intent_at, claimed = self.journal.claim([row.row_key for row in batch])
-        claimed_keys = set(claimed)
-        for row in batch:
-            if row.row_key not in claimed_keys:  # already settled: never handed out twice
-                self.busy_pairs.discard((row.recipient, row.text))
-                continue
-            tracked = self.move(row, SendState.SENDING)
-            tracked.claimed_here = True
-            self.submit(_Task(SEND, replace(row, intent_at=intent_at)))
-
-    def floor_for(self, tracked: _Row) -> int | None:
-        """The id a message must exceed to be this row's (None: no bound known)."""
-        floors = [self.journal.id_floor(tracked.row.intent_at)]
-        if tracked.claimed_here:
-            floors.append(self.newest_before)
-        known = [f for f in floors if f is not None]
-        return max(known) if known else None
-
-    def submit(self, task: _Task) -> None:
-        work = self.owner._send if task.kind == SEND else self.owner._search
-        self.in_flight[self.pool.submit(work, task)] = task
-
-    def move(self, row: JournalRow, state: str) -> _Row:
-        """Track the row's state for live counts (the journal holds the truth)."""
-        tracked = self.tracked.setdefault(row.row_key, _Row(row, state=row.state))
-        if tracked.state != state:
-            self.live[tracked.state] -= 1
-            self.live[state] += 1
-            tracked.state = state
-        tracked.row = row
-        return tracked
-
-    def record(self, outcomes: list[Outcome]) -> None:
-        self.journal.record(outcomes)
-        outcomes.clear()
-
-    def absorb(self, result: _Result, outcomes: list[Outcome]) -> None:
-        """Turn one worker result into journal outcomes and follow-up work."""
-        row, summary, options = result.task.row, self.summary, self.options
-        key = row.row_key
-        tracked = self.tracked.setdefault(key, _Row(row, state=row.state))
-        tracked.tries += result.tries
-        if result.state == SendState.SENT and result.receipt is not None:
-            receipt = result.receipt
-            outcomes.append(
-                Outcome(key, SendState.SENT, result.posts, receipt.message_id, receipt.campaign_id)
-            )
-            self.move(row, SendState.SENT)
-            summary.sent_now += 1
-            summary.segments_sent += row.segments
-        elif result.state in (SendState.FAILED, SendState.UNKNOWN, SendState.PENDING):
-            outcomes.append(
-                Outcome(
-                    key, result.state, result.posts, None, None, result.error_code, result.error
-                )
-            )
-            self.move(row, result.state)
-            if result.state == SendState.FAILED:
-                summary.failed_now += 1
-            if result.state == SendState.UNKNOWN:
-                self.due.append(_Due(self.clock() + options.settle_seconds, key))
-        elif result.state == ABORT:
-            outcomes.append(Outcome(key, SendState.PENDING, result.posts, error=result.error))
-            self.move(row, SendState.PENDING)
-            if summary.aborted is None:
-                summary.aborted = RunAborted(result.error, result.exception)
-            self.halt()
-        elif result.state == FOUND:
-            self.record(outcomes)  # the adoption must see every id recorded so far
-            adopted = self.journal.adopt(key, result.candidates) if result.candidates else None
-            if adopted is not None:
-                self.move(row, SendState.SENT)
-                summary.adopted += 1
-                summary.sent_now += 1
-                summary.segments_sent += row.segments
-            elif tracked.tries < options.max_attempts:
-                summary.resent += 1
-                self.pending.appendleft(row)
-            else:
-                outcomes.append(
-                    Outcome(
-                        key,
-                        SendState.UNKNOWN,
-                        error=f"no answer to {tracked.tries} attempts and not found in the "
-                        f"message list; not sent again (check the Mobizon panel)",
-                    )
-                )
-        elif result.state == SEARCH_FAILED:
-            tracked.searches += 1
-            if tracked.searches < options.max_attempts:
-                self.due.append(_Due(self.clock() + max(options.settle_seconds, 1.0), key))
-            outcomes.append(Outcome(key, SendState.UNKNOWN, error=result.error))
-
-    def report(self) -> None:
-        callback = self.owner.on_progress
-        if callback is None:
-            return
-        live = self.live
-        elapsed = self.clock() - self.started
-        callback(
-            SendProgress(
-                done=live[SendState.SENT] + live[SendState.FAILED],
-                total=sum(
-                    live[s]
-                    for s in (
-                        SendState.PENDING,
-                        SendState.SENDING,
-                        SendState.SENT,
-                        SendState.FAILED,
-                        SendState.UNKNOWN,
-                    )
-                ),
-                sent=live[SendState.SENT],
-                failed=live[SendState.FAILED],
-                unknown=live[SendState.UNKNOWN],
-                rate=self.summary.sent_now / elapsed if elapsed > 0 else 0.0,
-            )
-        )
+        return Result(task, FOUND, candidates=tuple(found))
 
 
 class _Released(Exception):
@@ -663,40 +349,10 @@ def _exact_matches(
     return found
 
 
-class _Checkpointer:
-    """Runs a checkpoint in the background, spaced so it never takes over the run.
-
-    The interval stretches to three times the last checkpoint's duration, so a
-    slow XLSX rewrite of a big list does not run back to back.
-    """
-
-    def __init__(
-        self, action: Callable[[], None] | None, interval: float, clock: Callable[[], float]
-    ) -> None:
-        self.action = action
-        self.interval = interval
-        self.clock = clock
-        self.last = clock()
-        self.last_duration = 0.0
-        self.thread: threading.Thread | None = None
-
-    def maybe_run(self) -> None:
-        if self.action is None or (self.thread is not None and self.thread.is_alive()):
-            return
-        if self.clock() - self.last < max(self.interval, 3 * self.last_duration):
-            return
-        self.last = self.clock()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        assert self.action is not None
-        started = self.clock()
-        # A failed checkpoint must not stop the sending; the action reports it.
-        with contextlib.suppress(Exception):
-            self.action()
-        self.last_duration = self.clock() - started
-
-    def finish(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
+__all__ = [
+    "SendOptions",
+    "SendPass",
+    "SendProgress",
+    "SendSummary",
+    "check_deferred_to",
+]
