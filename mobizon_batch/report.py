@@ -2,11 +2,11 @@
 
 Why the summary is an object and the workbook a rendering of it: the same
 figures go to the terminal (printed by ``cli.py``) and to the Summary sheet,
-and they must agree to the row.  ``summarize_results`` computes them once from the
-table; ``write_report`` lays them out for people who would rather look than
-read: a Summary sheet with a chart of the status counts, every row on a
-Messages sheet, and the rows that need attention, with a reason each, on a
-Problems sheet.
+and they must agree to the row.  ``summarize_results`` computes them once
+from the table; ``write_report`` lays them out for people who would rather
+look than read: a Summary sheet with a chart of the status counts, every
+row on a Messages sheet, and the rows that need attention, with a reason
+each, on a Problems sheet.
 
 Shares and the delivery rate are stored as numbers with a percent format,
 never as text, so that a spreadsheet (or a test) can compute with them.
