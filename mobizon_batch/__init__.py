@@ -35,11 +35,40 @@ from mobizon_batch.prepare import Plan, PlanOptions, build_plan
 from mobizon_batch.report import summarize_results, write_report
 from mobizon_batch.results import send_results
 from mobizon_batch.send import SendOptions, SendPass, SendSummary
-from mobizon_batch.status import refresh_statuses, wait_until_final
+from mobizon_batch.status import wait_until_final
 from mobizon_batch.table import read_table, write_table
+
+# The use cases last: they import the modules above.
+from mobizon_batch.runs import (  # noqa: E402
+    ApiOptions,
+    ReadOptions,
+    SendListOptions,
+    SendListResult,
+    StatusOptions,
+    StatusResult,
+    ValidateOptions,
+    ValidateResult,
+    build_report,
+    refresh_statuses,
+    run_job,
+    send_list,
+    validate_list,
+)
 
 __all__ = [
     "AnswerLost",
+    "ApiOptions",
+    "ReadOptions",
+    "SendListOptions",
+    "SendListResult",
+    "StatusOptions",
+    "StatusResult",
+    "ValidateOptions",
+    "ValidateResult",
+    "build_report",
+    "run_job",
+    "send_list",
+    "validate_list",
     "ApiError",
     "ConfigError",
     "EmulatorConfig",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -118,6 +118,10 @@ class ReportSummary:
     segments_estimated: int | None
     segments_billed: int | None
     sections: tuple[Section, ...]
+    #: rows by ``send_status`` (blank as ``(blank)``); empty without that column
+    by_send_status: Counter[str] = field(default_factory=Counter)
+    #: sent rows by delivery status (not asked yet as ``NOT_CHECKED``)
+    by_status: Counter[str] = field(default_factory=Counter)
 
     @property
     def delivery_rate(self) -> float | None:
@@ -162,6 +166,7 @@ def summarize_results(frame: pd.DataFrame) -> ReportSummary:
     final = sum(n for s, n in by_status.items() if is_final_status(s))
 
     sections = []
+    send_statuses: Counter[str] = Counter()
     if _name(frame, "send_status") is not None:
         send_statuses = Counter(s.strip() or "(blank)" for s in _column(frame, "send_status"))
         sections.append(Section("By send status", "rows", _shares(send_statuses, rows)))
@@ -182,6 +187,8 @@ def summarize_results(frame: pd.DataFrame) -> ReportSummary:
         segments_estimated=_total(frame, "segments", _sent_mask(frame, also_planned=True)),
         segments_billed=_total(frame, "seg_num", sent_mask),
         sections=tuple(sections),
+        by_send_status=send_statuses,
+        by_status=by_status,
     )
 
 

@@ -22,6 +22,7 @@ from openpyxl import load_workbook
 
 from mobizon_batch import send as send_module
 from mobizon_batch.cli import main
+from mobizon_batch.runs import send as runs_send
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.journal import Journal
 from tests.conftest import TEST_KEY
@@ -483,13 +484,12 @@ def test_an_unwritable_results_file_is_reported_after_the_summary(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from mobizon_batch import cli
     from mobizon_batch.errors import ConfigError
 
     def locked(*args: object, **kwargs: object) -> None:
         raise ConfigError("cannot write r.csv: Permission denied (is it open in another program?)")
 
-    monkeypatch.setattr(cli, "write_table", locked)
+    monkeypatch.setattr(runs_send, "write_table", locked)
     source = write_list(tmp_path / "list.csv", numbers(5))
     assert main(["send", str(source), "-o", str(tmp_path / "r.csv")]) == 2
     captured = capsys.readouterr()

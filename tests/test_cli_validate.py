@@ -10,7 +10,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from mobizon_batch.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, _progress_bar, main
+from mobizon_batch.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
+from mobizon_batch.cli.output import progress_bar
 from tests.fixtures.make_fixtures import NUMBERS
 
 
@@ -221,7 +222,7 @@ def test_output_may_not_overwrite_the_input(
 
 
 def test_quiet_turns_the_progress_bar_off() -> None:
-    with _progress_bar(argparse.Namespace(quiet=True), 10, "x") as bar:
+    with progress_bar(argparse.Namespace(quiet=True), 10, "x") as bar:
         assert bar.disable
 
 

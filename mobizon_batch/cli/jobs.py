@@ -1,0 +1,264 @@
+"""``mobizon-batch run JOB.toml``: a job's steps, its log and its JSON summary."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from mobizon_batch.cli.exits import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    SOFT_EXITS,
+    exit_code_for,
+    report_error,
+)
+from mobizon_batch.cli.options import Commands
+from mobizon_batch.cli.output import TerminalObserver, count_bar
+from mobizon_batch.cli.send import finish_send
+from mobizon_batch.cli.status import finish_report, finish_status
+from mobizon_batch.client import RedactingFilter, redact
+from mobizon_batch.config import ENV_API_KEY
+from mobizon_batch.errors import ConfigError, MobizonBatchError
+from mobizon_batch.jobs import Job, load_job
+from mobizon_batch.report import ReportSummary
+from mobizon_batch.runs.jobs import JobResult, StepOptions, StepResult, job_paths, run_job
+from mobizon_batch.runs.report import ReportResult
+from mobizon_batch.runs.send import SendListOptions, SendListResult
+from mobizon_batch.runs.status import StatusOptions, StatusResult
+from mobizon_batch.table import atomic_file
+
+
+def add_run(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run a job file: validate, send, status, report (for cron and timers)",
+        description="Run the steps a TOML job file describes: send its input (the list is "
+        "checked first), refresh the statuses, write the report. Running it again after a "
+        "crash the same day resumes the same send. A second copy of the same job refuses "
+        "to start while one runs. Everything printed also goes to a log file beside the "
+        "output. See jobs/ for examples.",
+    )
+    parser.add_argument("job", metavar="JOB.toml", help="the job file")
+    parser.add_argument(
+        "--summary", metavar="FILE", type=Path, help="write a JSON summary of the run here"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but a line on failure (the log file still gets everything)",
+    )
+    parser.set_defaults(handler=run_job_command)
+
+
+class JobTerminal(TerminalObserver):
+    """Each step as the command of the same name shows it, with its exit code.
+
+    A job prints the summaries even with ``--quiet`` (the job's own quiet
+    only silences the screen, the log still gets everything).
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        super().__init__(argparse.Namespace(quiet=False, verbose=args.verbose))
+        self.codes: list[tuple[str, int]] = []
+        self.run_args = args
+
+    def step_started(self, step: str, options: StepOptions) -> None:
+        print(f"\n== {step}: mobizon-batch {' '.join(command_line(step, options))}", flush=True)
+        if isinstance(options, StatusOptions):
+            waiting = options.wait is not None
+            self.waiting, self.rounds = waiting, 0
+            bar = count_bar(self.args, "row" if waiting else "id", "final" if waiting else "checked")
+            self.status_bar = bar
+
+    def step_finished(self, step: StepResult) -> None:
+        if self.status_bar is not None:
+            self.status_bar.close()
+            self.status_bar = None
+        self.codes.append((step.step, step_exit_code(self.args, step)))
+
+    def combined(self) -> int:
+        """A hard failure's code if a step had one, else 4 if a step was incomplete, else 0."""
+        for _, code in self.codes:
+            if code not in SOFT_EXITS:
+                return code
+        return EXIT_INCOMPLETE if any(c == EXIT_INCOMPLETE for _, c in self.codes) else EXIT_OK
+
+    @contextlib.contextmanager
+    def job_running(self, job: Job, took_over: str) -> Iterator[None]:
+        started = datetime.now()
+        with job_log(job.log, self.run_args.quiet):
+            print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
+            if took_over:
+                print(f"warning: took over the lock of a run that died ({took_over})", file=sys.stderr)
+            yield
+            print(f"=== job {job.name} finished with exit code {self.combined()}")
+
+
+def step_codes(observer: JobTerminal) -> list[tuple[str, int]]:
+    return observer.codes
+
+
+def step_exit_code(args: argparse.Namespace, step: StepResult) -> int:
+    """Render a step's result (or error) as its command would, and give its exit code."""
+    try:
+        if step.error is not None:
+            raise step.error
+        if isinstance(step.result, SendListResult):
+            return finish_send(args, step.result)
+        if isinstance(step.result, StatusResult):
+            return finish_status(step.result)
+        if isinstance(step.result, ReportResult):
+            return finish_report(step.result)
+        return EXIT_INTERNAL
+    except (Exception, KeyboardInterrupt) as exc:
+        return report_error(exc, args.verbose)
+
+
+def command_line(step: str, options: StepOptions) -> list[str]:
+    """The command that does what a step does, for the log (the job's own URL left out)."""
+    if isinstance(options, SendListOptions):
+        argv = ["send", str(options.input), "-o", str(options.output)]
+        read, plan, send = options.read, options.plan, options.send
+        flags: list[tuple[str, object]] = [
+            ("--encoding", read.encoding),
+            ("--delimiter", read.delimiter),
+            ("--sheet", read.sheet),
+            ("--phone-column", plan.phone_column),
+            ("--text-column", plan.text_column),
+            ("--template", plan.template),
+            ("--optout", plan.optout_path),
+            ("--from", send.sender),
+            ("--name", send.name),
+            ("--validity", send.validity),
+            ("--deferred-to", options.deferred_to),
+            ("--journal", options.journal),
+        ]
+        argv += [part for flag, value in flags if value is not None for part in (flag, str(value))]
+        return argv
+    if isinstance(options, StatusOptions):
+        argv = ["status", str(options.results)]
+        if options.wait is not None:
+            argv += ["--wait", f"{options.wait:g}s"]
+        if options.interval is not None:
+            argv += ["--interval", f"{options.interval:g}s"]
+        return argv
+    return [step, str(options.results), "-o", str(options.output)]
+
+
+def run_job_command(args: argparse.Namespace) -> int:
+    started = datetime.now()
+    facts: dict[str, Any] = {
+        "job_file": str(args.job),
+        "started_at": started.isoformat(" ", "seconds"),
+    }
+    code = EXIT_INTERNAL
+    try:
+        job = load_job(args.job, started.date())
+        facts.update(job=job.name, paths=job_paths(job))
+        observer = JobTerminal(args)
+        result = run_job(job, observer)
+        code = observer.combined()
+        facts["steps"] = [{"step": name, "exit_code": c} for name, c in observer.codes]
+        facts.update(figures(result))
+        if code != EXIT_OK and args.quiet:
+            print(f"job {job.name} ended with exit code {code}: see {job.log}", file=sys.stderr)
+        return code
+    except MobizonBatchError as exc:
+        code = exit_code_for(exc)
+        facts["error"] = str(exc)
+        raise
+    finally:
+        if args.summary is not None:
+            facts.update(finished_at=datetime.now().isoformat(" ", "seconds"), exit_code=code)
+            write_json(args.summary, facts)
+
+
+def figures(result: JobResult) -> dict[str, Any]:
+    """Counts by send_status and by delivery status, and segments, for the JSON summary."""
+    summary: ReportSummary | None = result.figures
+    if summary is None:
+        return {}
+    by_send = _ordered(summary.by_send_status)
+    for name in ("sent", "failed", "invalid", "duplicate", "opted_out", "unknown"):
+        by_send.setdefault(name, 0)
+    return {
+        "send_status": by_send,
+        "delivery_status": _ordered(summary.by_status),
+        "segments": {
+            "estimated": summary.segments_estimated,
+            "billed": summary.segments_billed,
+        },
+    }
+
+
+def _ordered(counts: Mapping[str, int]) -> dict[str, int]:
+    """Most rows first, then by name: the order the report shows them in."""
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def write_json(path: Path, facts: Mapping[str, Any]) -> None:
+    text = json.dumps(facts, ensure_ascii=False, indent=2) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as temporary:
+            Path(temporary).write_text(text, encoding="utf-8")
+    except (OSError, ConfigError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else exc
+        print(f"warning: could not write the summary {path}: {reason}", file=sys.stderr)
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the screen (unless quiet) and, line by line, to the job's log.
+
+    Progress bars redraw themselves with carriage returns; those writes go to
+    the screen only, so the log holds whole lines.
+    """
+
+    def __init__(self, screen: TextIO, log: TextIO, quiet: bool) -> None:
+        self.screen, self.log, self.quiet = screen, log, quiet
+
+    def write(self, text: str) -> int:
+        if not self.quiet:
+            self.screen.write(text)
+        if "\r" not in text:
+            self.log.write(redact(text, os.environ.get(ENV_API_KEY, "").strip()))
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.quiet:
+            self.screen.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return not self.quiet and self.screen.isatty()
+
+
+@contextlib.contextmanager
+def job_log(path: Path, quiet: bool) -> Iterator[Path]:
+    """Send everything printed (and logged) during the job to ``path`` as well."""
+    try:
+        log_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise ConfigError(f"cannot write the job's log {path}: {exc.strerror}") from None
+    with log_file:
+        handler = logging.StreamHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "").strip()]))
+        logging.getLogger().addHandler(handler)
+        out, err = _Tee(sys.stdout, log_file, quiet), _Tee(sys.stderr, log_file, quiet)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                yield path
+        finally:
+            logging.getLogger().removeHandler(handler)

@@ -1,0 +1,179 @@
+"""``mobizon-batch send``: send a list (or, with --dry-run, write what would be sent)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mobizon_batch.cli.exits import EXIT_OK, send_exit_code
+from mobizon_batch.cli.options import (
+    Commands,
+    add_api_options,
+    add_plan_options,
+    api_options_from_args,
+    non_negative,
+    plan_options_from_args,
+    positive_int,
+    rate,
+    read_options_from_args,
+    validity,
+)
+from mobizon_batch.cli.output import TerminalObserver, say
+from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
+from mobizon_batch.send import SendOptions, SendSummary
+
+
+def add_send(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "send",
+        help="send the list (--dry-run: only write the planned results)",
+        description="Send one SMS per sendable row and write a results file: the input "
+        "columns, then recipient, send_status, message_id, campaign_id, segments, "
+        "error_code, error, sent_at (a result column whose name the input already uses "
+        "gets _result appended). Every row is recorded in a journal beside the results "
+        "file before it is sent, so running the same command again after a crash, Ctrl-C "
+        "or an edit of the list sends only what was not sent. With --dry-run nothing is "
+        "sent and send_status is planned / invalid / duplicate / opted_out.",
+    )
+    add_plan_options(parser)
+    parser.add_argument(
+        "-o", "--output", metavar="RESULTS", required=True, help="results file (.csv or .xlsx)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="send nothing; write the planned results"
+    )
+    message = parser.add_argument_group("message")
+    message.add_argument("--from", dest="sender", metavar="NAME", help="registered sender name")
+    message.add_argument("--name", metavar="TEXT", help="campaign name shown in the Mobizon panel")
+    message.add_argument(
+        "--validity", type=validity, metavar="MINUTES", help="delivery window, 60 to 1440"
+    )
+    message.add_argument(
+        "--deferred-to",
+        metavar="'YYYY-MM-DD HH:MM:SS'",
+        help="deliver at this time (account time zone), 1 hour to 14 days ahead",
+    )
+    message.add_argument("--flash", action="store_true", help="flash SMS (shown, not stored)")
+    pace = parser.add_argument_group("pace and safety")
+    pace.add_argument(
+        "--rate",
+        type=rate,
+        default=20.0,
+        metavar="PER_SECOND",
+        help="messages per second at most (default: 20; 0: no limit); halves on code 30",
+    )
+    pace.add_argument(
+        "--workers", type=positive_int, default=8, help="requests in parallel (default: 8)"
+    )
+    pace.add_argument(
+        "--max-attempts",
+        type=positive_int,
+        default=5,
+        metavar="N",
+        help="attempts per row before it is left for the next run (default: 5)",
+    )
+    pace.add_argument(
+        "--journal",
+        metavar="PATH",
+        type=Path,
+        help="the send journal (default: RESULTS.journal.sqlite beside the results)",
+    )
+    pace.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the rows the API rejected in an earlier run",
+    )
+    pace.add_argument(
+        "--settle",
+        type=non_negative,
+        default=5.0,
+        metavar="SECONDS",
+        help="wait before looking up a send whose answer was lost (default: 5)",
+    )
+    add_api_options(parser)
+    parser.set_defaults(handler=run_send)
+
+
+def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
+    """The use case's options from the flags."""
+    return SendListOptions(
+        input=args.input,
+        plan=plan_options_from_args(args),
+        read=read_options_from_args(args),
+        output=args.output,
+        send=SendOptions(
+            sender=args.sender,
+            name=args.name,
+            validity=args.validity,
+            flash=args.flash,
+            rate=args.rate,
+            workers=args.workers,
+            max_attempts=args.max_attempts,
+            settle_seconds=args.settle,
+        ),
+        deferred_to=args.deferred_to,
+        journal=args.journal,
+        retry_failed=args.retry_failed,
+        dry_run=args.dry_run,
+        api=api_options_from_args(args),
+    )
+
+
+def run_send(args: argparse.Namespace) -> int:
+    result = send_list(send_options_from_args(args), TerminalObserver(args))
+    return finish_send(args, result)
+
+
+def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
+    """Print how a send ended and pick its exit code (also a job's send step)."""
+    if result.dry_run:
+        print(f"dry run: nothing was sent; planned results: {result.planned}")
+    refusal = result.refusal()
+    if refusal is not None:
+        raise refusal
+    if result.summary is None:
+        return EXIT_OK
+    print_send_summary(args, result.summary, result.results, result.journal)
+    write_refusal = result.write_refusal()
+    if write_refusal is not None:
+        raise write_refusal
+    return send_exit_code(result.summary)
+
+
+def print_send_summary(
+    args: argparse.Namespace, summary: SendSummary, results_path: Path, journal_path: Path
+) -> None:
+    counts = summary.counts
+    order = ("sent", "failed", "unknown", "pending", "invalid", "duplicate", "opted_out")
+    shown = " · ".join(
+        f"{name.replace('_', ' ')} {counts[name]:,}" for name in order if counts[name]
+    )
+    lines = [
+        f"Sent {summary.sent_now:,} messages ({summary.segments_sent:,} segments) in "
+        f"{summary.elapsed:.1f} s, {summary.rate:.1f}/s.",
+        f"  rows: {shown or 'none'}",
+    ]
+    if summary.adopted or summary.resent:
+        lines.append(
+            f"  lost answers: {summary.adopted:,} found already sent, {summary.resent:,} sent again"
+        )
+    if summary.retries or summary.slowdowns:
+        lines.append(
+            f"  retries: {summary.retries:,}; rate lowered {summary.slowdowns:,} times on code 30"
+        )
+    lines.append(f"  results: {results_path}   journal: {journal_path}")
+    for line in lines:
+        say(args, line)
+    if summary.aborted is not None:
+        print(f"error: stopped by the API: {summary.aborted}", file=sys.stderr)
+    elif summary.unreachable:
+        print(f"warning: {summary.unreachable}", file=sys.stderr)
+    elif summary.interrupted:
+        print("interrupted: run the same command again to send the rest", file=sys.stderr)
+    elif summary.incomplete:
+        print(
+            f"warning: {summary.incomplete:,} rows were not sent or their outcome is unknown; "
+            f"see send_status and error in {results_path}",
+            file=sys.stderr,
+        )

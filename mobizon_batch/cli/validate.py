@@ -1,0 +1,52 @@
+"""``mobizon-batch validate``: judge a list without sending anything."""
+
+from __future__ import annotations
+
+import argparse
+
+from mobizon_batch.cli.exits import EXIT_OK
+from mobizon_batch.cli.options import (
+    Commands,
+    add_plan_options,
+    plan_options_from_args,
+    read_options_from_args,
+)
+from mobizon_batch.cli.output import TerminalObserver, print_plan_summary
+from mobizon_batch.runs.validate import ValidateOptions, validate_list
+
+
+def add_validate(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="check a list without sending anything",
+        description="Read the list, normalize the numbers, build the texts and judge every "
+        "row (sendable, invalid, duplicate, opted out) without any network access. "
+        "Exit code 0 when at least one row can be sent, 3 when none can.",
+    )
+    add_plan_options(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="REPORT",
+        help="write every row: the input columns, then line, recipient, verdict, reason, "
+        "segments, encoding and final_text (.csv or .xlsx)",
+    )
+    parser.set_defaults(handler=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    options = ValidateOptions(
+        input=args.input,
+        plan=plan_options_from_args(args),
+        read=read_options_from_args(args),
+        output=args.output or None,
+    )
+    result = validate_list(options, TerminalObserver(args, show_plan=False))
+    if not args.quiet or result.sendable == 0:
+        print_plan_summary(result.plan)
+    if result.report is not None:
+        print(f"report: {result.report}")
+    refusal = result.refusal()
+    if refusal is not None:
+        raise refusal
+    return EXIT_OK

@@ -1,0 +1,84 @@
+"""build_report and export_list: the two use cases that turn rows into a file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.listing import ListExport, ListFilter, export_frame, export_messages
+from mobizon_batch.ratelimit import RateLimiter
+from mobizon_batch.report import ReportSummary, summarize, write_report
+from mobizon_batch.runs.common import ApiOptions, Observer, client_for
+from mobizon_batch.runs.status import DEFAULT_READ_RATE
+from mobizon_batch.status import MESSAGE_ID_COLUMN, locate_columns
+from mobizon_batch.table import check_output_path, read_table, write_table
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The results file to summarize and the workbook to write."""
+
+    results: str | os.PathLike[str]
+    output: str | os.PathLike[str]
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    summary: ReportSummary
+    output: Path
+
+
+def build_report(options: ReportOptions) -> ReportResult:
+    """Summarize a results file into a workbook (Summary, Messages, Problems).  No network."""
+    check_output_path(options.output)
+    if Path(options.output).resolve() == Path(options.results).resolve():
+        raise ConfigError(
+            f"-o {options.output} would overwrite the results file: choose another name"
+        )
+    frame = read_table(options.results, sheet=options.sheet).frame
+    ours = locate_columns(frame.columns)
+    if not {"send_status", MESSAGE_ID_COLUMN} & {k for k, v in ours.items() if v in frame.columns}:
+        raise InputError(
+            f"{options.results} is not a results file: it has neither a send_status nor a "
+            f"message_id column (columns found: {', '.join(map(str, frame.columns))})"
+        )
+    summary = summarize(frame)
+    write_report(frame, options.output, summary=summary, source=Path(options.results).name)
+    return ReportResult(summary, Path(options.output))
+
+
+def summarize_results(path: Path) -> ReportSummary | None:
+    """The figures of a results file, or None when there is no such file."""
+    return summarize(read_table(path).frame) if path.exists() else None
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which messages to export from Message/List, in what order, to which file."""
+
+    output: str | os.PathLike[str]
+    filters: ListFilter = field(default_factory=ListFilter)
+    sort: Mapping[str, str] | None = None
+    rate: float = DEFAULT_READ_RATE
+    api: ApiOptions = field(default_factory=ApiOptions)
+
+
+def export_list(options: ExportOptions, observer: Observer | None = None) -> ListExport:
+    """Export every page of the message list that matches the filters to a file."""
+    observer = observer or Observer()
+    check_output_path(options.output)
+    options.filters.criteria()  # refuse bad filters before any call
+    with client_for(options.api) as client:
+        export = export_messages(
+            client,
+            options.filters,
+            sort=options.sort,
+            limiter=RateLimiter(options.rate),
+            progress=observer.listed,
+        )
+    write_table(export_frame(export.items), options.output, sheet_name="Messages")
+    return export

@@ -1,0 +1,200 @@
+"""send_list: the whole safe send of a list in one call.
+
+Plan, balance pre-flight, the missing-journal refusal, the journal, the send
+pass with its checkpoints, and the results file, in the order that keeps
+the promise "never twice": nothing is sent before the key works and the
+journal holds every row; the results file is a rendering of the journal and
+a failure to write it never stops a send half way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+
+from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError
+from mobizon_batch.journal import PENDING, SENDING, SENT, UNKNOWN, Journal, default_journal_path
+from mobizon_batch.prepare import Plan
+from mobizon_batch.results import dry_run_results, known_statuses, send_results
+from mobizon_batch.runs.common import (
+    ApiOptions,
+    ListOptions,
+    Observer,
+    SendStart,
+    check_output,
+    client_for,
+    fetch_balance,
+    nothing_sendable,
+    output_delimiter,
+    plan_list,
+)
+from mobizon_batch.send import SendOptions, SendPass, SendSummary, check_deferred_to
+from mobizon_batch.status import MESSAGE_ID_COLUMN, locate_columns
+from mobizon_batch.table import read_table, write_table
+
+
+@dataclass(frozen=True)
+class SendListOptions(ListOptions):
+    """What to send, where the results go, and how.
+
+    ``deferred_to`` is the text ``'YYYY-MM-DD HH:MM:SS'``; it is checked (and
+    replaces ``send.deferred_to``) before the list is read.
+    """
+
+    output: str | os.PathLike[str] = "results.csv"
+    send: SendOptions = field(default_factory=SendOptions)
+    deferred_to: str | None = None
+    journal: str | os.PathLike[str] | None = None
+    retry_failed: bool = False
+    dry_run: bool = False
+    api: ApiOptions = field(default_factory=ApiOptions)
+
+
+@dataclass
+class SendListResult:
+    """What a send did.
+
+    ``summary`` is None when no pass ran: a dry run, or a list with nothing to
+    send (``refusal()`` says so).  ``write_error`` is set when the results
+    file could not be written at the end: every outcome is in the journal.
+    """
+
+    plan: Plan
+    results: Path
+    journal: Path
+    summary: SendSummary | None = None
+    start: SendStart | None = None
+    write_error: MobizonBatchError | None = None
+    dry_run: bool = False
+    #: where a dry run wrote the planned results (beside ``results`` if that exists)
+    planned: Path | None = None
+
+    @property
+    def balance(self) -> Decimal | None:
+        return self.start.balance if self.start else None
+
+    def refusal(self) -> InputError | None:
+        """The error to end with when no row of the list can be sent."""
+        if self.plan.summary.sendable or (self.summary is not None):
+            return None
+        return nothing_sendable(self.plan, self.results)
+
+    def write_refusal(self) -> ConfigError | None:
+        """The error to end with when the results file could not be written at the end."""
+        if self.write_error is None:
+            return None
+        return ConfigError(
+            f"{self.write_error}. Every outcome is in the journal {self.journal}: run the same "
+            f"command again once the file can be written (nothing will be sent twice)"
+        )
+
+
+def send_list(options: SendListOptions, observer: Observer | None = None) -> SendListResult:
+    """Send every sendable row of the list once, and write the results file.
+
+    Run it again after a crash, an interruption or an edit of the list: the
+    journal beside the results makes it send only what was not sent.
+    """
+    observer = observer or Observer()
+    results = check_output(
+        options.output,
+        {
+            "the input list": options.input,
+            "the opt-out list": options.plan.optout_path,
+            "the journal": options.journal,
+        },
+    )
+    journal_path = Path(options.journal) if options.journal else default_journal_path(results)
+    if options.dry_run:
+        return _dry_run(options, results, journal_path, observer)
+    send = options.send
+    if options.deferred_to is not None:
+        send = _with_deferred(send, options.deferred_to)
+    plan = plan_list(options, observer)
+    result = SendListResult(plan, results, journal_path)
+    with client_for(options.api, pool_size=send.workers) as client:
+        balance, currency = fetch_balance(client)  # bad key or domain: stop before any row
+        refuse_orphan_results(results, journal_path)
+        with Journal(journal_path) as journal:
+            journal.register(plan.entries(), retry_failed=options.retry_failed)
+            keys = frozenset(plan.rows["row_key"])
+            counts = journal.counts(keys)
+            to_do = counts[PENDING] + counts[SENDING] + counts[UNKNOWN]
+            delimiter = output_delimiter(plan.table)
+            if not to_do and plan.summary.sendable == 0:
+                write_table(send_results(plan, journal), results, delimiter=delimiter)
+                return result
+            result.start = SendStart(balance, currency, client.host, to_do, counts[SENT])
+            observer.ready_to_send(result.start)
+            statuses = known_statuses(results)  # kept when the file is rewritten
+            failures: list[MobizonBatchError] = []
+
+            def checkpoint() -> None:
+                frame = send_results(plan, journal, statuses)
+                try:
+                    write_table(frame, results, delimiter=delimiter)
+                except MobizonBatchError as exc:
+                    if not failures:  # said once, at once: the sending goes on
+                        observer.write_failed(exc)
+                    failures.append(exc)
+                    raise
+
+            send_pass = SendPass(client, journal, send, keys=keys, checkpoint=checkpoint)
+            send_pass.on_progress = observer.sent
+            with observer.sending(send_pass.request_stop):
+                result.summary = send_pass.run()
+            try:
+                checkpoint()
+            except MobizonBatchError as exc:
+                result.write_error = exc
+    return result
+
+
+def _with_deferred(send: SendOptions, text: str) -> SendOptions:
+    return replace(send, deferred_to=check_deferred_to(text))
+
+
+def _dry_run(
+    options: SendListOptions, results: Path, journal_path: Path, observer: Observer
+) -> SendListResult:
+    if options.deferred_to is not None:
+        check_deferred_to(options.deferred_to)
+    plan = plan_list(options, observer)
+    if journal_path.exists():
+        with Journal(journal_path) as journal:
+            frame = dry_run_results(plan, journal)
+    else:
+        frame = dry_run_results(plan, None)
+    # A dry run never overwrites a results file: it may hold the only copy of
+    # message ids and statuses, and a later send must still find them there.
+    planned = results if not results.exists() else dry_run_path(results)
+    write_table(frame, planned, delimiter=output_delimiter(plan.table))
+    return SendListResult(plan, results, journal_path, dry_run=True, planned=planned)
+
+
+def dry_run_path(results_path: Path) -> Path:
+    """``r.csv`` → ``r.dry-run.csv``: where a dry run writes when ``r.csv`` exists."""
+    return results_path.with_name(f"{results_path.stem}.dry-run{results_path.suffix}")
+
+
+def refuse_orphan_results(results_path: Path, journal_path: Path) -> None:
+    """Refuse to send when a results file with message ids exists but its journal does not.
+
+    That file says rows were sent; without the journal nothing would stop
+    them from being sent again.
+    """
+    if journal_path.exists() or not results_path.exists():
+        return
+    try:
+        frame = read_table(results_path).frame
+    except MobizonBatchError:
+        return
+    ids = frame.get(locate_columns(frame.columns).get(MESSAGE_ID_COLUMN, MESSAGE_ID_COLUMN))
+    if ids is not None and (ids.astype(str).str.strip() != "").any():
+        raise ConfigError(
+            f"{results_path} already holds message ids, but its journal {journal_path} is "
+            f"missing: sending now could send those rows twice. Restore the journal "
+            f"(--journal PATH), or write the results to a new file"
+        )

@@ -1,0 +1,173 @@
+"""refresh_statuses: fill in the delivery statuses of a results file, and save it.
+
+The domain function of the same name works on a DataFrame; this one owns
+the file: it refuses files it would damage (a foreign ``status`` column, a
+workbook whose other sheets a write-back would drop), and saves whatever was
+learned — after each round of a wait, at the end, and when an error or an
+interruption ends the pass part way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+
+from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.ratelimit import RateLimiter
+from mobizon_batch.runs.common import ApiOptions, Observer, client_for, output_delimiter
+from mobizon_batch.status import (
+    MESSAGE_ID_COLUMN,
+    RefreshResult,
+    WaitResult,
+    locate_columns,
+    wait_until_final,
+    with_integer_cells,
+)
+from mobizon_batch.status import refresh_statuses as refresh_frame
+from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
+
+DEFAULT_READ_RATE = 10.0
+DEFAULT_WAIT_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class StatusOptions:
+    """Which file to refresh, where to write it (None: back into it), how long to wait.
+
+    ``wait`` and ``interval`` are seconds; without ``wait`` the ids are asked
+    about once.
+    """
+
+    results: str | os.PathLike[str]
+    output: str | os.PathLike[str] | None = None
+    sheet: str | None = None
+    wait: float | None = None
+    interval: float | None = None
+    rate: float = DEFAULT_READ_RATE
+    api: ApiOptions = field(default_factory=ApiOptions)
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """Where the rows stand, how the wait ended (None without one), and what was written."""
+
+    refresh: RefreshResult
+    wait: WaitResult | None
+    output: Path
+    writes: int
+
+    @property
+    def all_final(self) -> bool:
+        return self.wait is None or self.wait.all_final
+
+
+def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -> StatusResult:
+    """Ask Mobizon about every row not final yet and write the status columns back."""
+    observer = observer or Observer()
+    if options.interval is not None and options.wait is None:
+        raise ConfigError("--interval only applies with --wait")
+    source = str(options.results)
+    table = read_table(options.results, sheet=options.sheet)
+    frame = table.frame
+    if MESSAGE_ID_COLUMN not in locate_columns(frame.columns):
+        found = ", ".join(str(c) for c in frame.columns) or "none"
+        raise InputError(
+            f"{source} has no {MESSAGE_ID_COLUMN} column, so there is nothing to ask "
+            f"about (columns found: {found})"
+        )
+    refuse_foreign_status_column(frame, source)
+    output = Path(options.output if options.output is not None else options.results)
+    check_output_path(output)
+    if table.format == "xlsx" and output.resolve() == Path(options.results).resolve():
+        refuse_to_drop_sheets(table)
+    limiter = RateLimiter(options.rate)
+    writes = 0
+    unsaved = False
+
+    def save(*, even_unchanged: bool = False) -> bool:
+        nonlocal writes, unsaved
+        if not (unsaved or even_unchanged):
+            return False
+        write_table(
+            with_integer_cells(frame),
+            output,
+            sheet_name=options.sheet or getattr(table, "sheet", None) or "Results",
+            delimiter=output_delimiter(table),
+        )
+        writes += 1
+        unsaved = False
+        return True
+
+    def on_call(result: RefreshResult) -> None:
+        nonlocal unsaved
+        unsaved = True
+        observer.status_call(result)
+
+    def on_round(result: RefreshResult) -> None:
+        observer.status_round(result)
+        save()
+
+    outcome: WaitResult | None = None
+    with client_for(options.api) as client:
+        try:
+            if options.wait is not None:
+                outcome = wait_until_final(
+                    frame,
+                    client,
+                    timeout=options.wait,
+                    interval=options.interval or DEFAULT_WAIT_INTERVAL,
+                    limiter=limiter,
+                    progress=on_call,
+                    on_round=on_round,
+                )
+                result = outcome.last
+            else:
+                result = refresh_frame(frame, client, limiter=limiter, progress=on_call)
+        except BaseException:
+            if save():
+                observer.saved_partly(output)
+            raise
+        save(even_unchanged=options.output is not None and not writes)
+    return StatusResult(result, outcome, output, writes)
+
+
+_STATUS_LIKE = re.compile(r"[A-Z_]+")
+
+
+def refuse_foreign_status_column(frame: pd.DataFrame, path: str) -> None:
+    """In a table that is not our results file, a ``status`` column with other words is not ours.
+
+    Our results files keep a user's own ``status`` apart (ours is
+    ``status_result`` there); in someone's spreadsheet the names are taken as
+    they are, so a column of notes called "status" would be overwritten.
+    """
+    located = locate_columns(frame.columns)
+    if "send_status" in located or located["status"] not in frame.columns:
+        return
+    values = {str(v).strip() for v in frame[located["status"]].tolist()} - {""}
+    foreign = sorted(v for v in values if not _STATUS_LIKE.fullmatch(v))
+    if foreign:
+        raise InputError(
+            f"{path}: its column {located['status']!r} holds values that are not Mobizon "
+            f"statuses (such as {foreign[0]!r}), and status would overwrite them: rename that "
+            f"column and run again"
+        )
+
+
+def refuse_to_drop_sheets(table: InputTable) -> None:
+    """Writing a workbook back keeps one sheet: refuse when that would lose others."""
+    workbook = openpyxl.load_workbook(table.path, read_only=True)
+    try:
+        names = workbook.sheetnames
+    finally:
+        workbook.close()
+    if len(names) > 1:
+        raise ConfigError(
+            f"{table.path.name} has {len(names)} sheets ({', '.join(names)}); writing the "
+            f"statuses back into it would keep only {table.sheet!r}: give -o OTHER.xlsx"
+        )
