@@ -22,6 +22,7 @@ from mobizon_batch.jobs import job_lock, load_job
 from mobizon_batch.samples import write_samples
 from mobizon_batch.table import read_table
 from tests.conftest import TEST_KEY
+from tests.test_client import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date.today().isoformat()
@@ -285,3 +286,64 @@ def test_demo_never_touches_a_folder_it_did_not_make(
     assert main(["demo", "--out", str(work)]) == 2
     assert "did not make" in capsys.readouterr().err
     assert (work / "recipients.csv").read_text(encoding="utf-8") == "my own list\n"
+
+
+def test_the_environment_url_beats_the_job_files(
+    api_env: MobizonEmulator, job_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Documented precedence: flag > MOBIZON_API_URL > the job's api_url > default.
+    # A job file pointing at a host that does not answer must not win over the
+    # environment, which points at the emulator here.
+    phones = write_list(job_folder / "incoming" / "list.csv", 4)
+    job = write_job(job_folder)
+    text = job.read_text(encoding="utf-8")
+    job.write_text(f'api_url = "http://127.0.0.1:{free_port()}"\n' + text, encoding="utf-8")
+    assert main(["run", str(job)]) == 0
+    assert Counter(m.to for m in api_env.messages()) == Counter(phones)
+    assert "Sent 4 messages" in capsys.readouterr().out
+
+
+def test_the_job_files_url_is_used_when_the_environment_has_none(
+    api_env: MobizonEmulator, job_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOBIZON_API_URL")
+    phones = write_list(job_folder / "incoming" / "list.csv", 3)
+    job = write_job(job_folder)
+    text = job.read_text(encoding="utf-8")
+    job.write_text(f'api_url = "{api_env.url}"\n' + text, encoding="utf-8")
+    assert main(["run", str(job)]) == 0
+    assert Counter(m.to for m in api_env.messages()) == Counter(phones)
+
+
+def test_a_job_value_out_of_bounds_stops_it_before_anything_is_sent(
+    api_env: MobizonEmulator, job_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Job values no longer pass through the command line's parser: the same
+    # bounds must hold for them, before anything is sent.
+    write_list(job_folder / "incoming" / "list.csv", 3)
+    job = write_job(job_folder)
+    job.write_text(
+        job.read_text(encoding="utf-8").replace("workers = 4", "workers = 4\nvalidity = 30"),
+        encoding="utf-8",
+    )
+    assert main(["run", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "'send.validity'" in err and "60 to 1440 minutes" in err
+    assert api_env.calls() == []
+
+
+def test_run_job_from_python_returns_each_steps_result(
+    api_env: MobizonEmulator, job_folder: Path
+) -> None:
+    from mobizon_batch import run_job
+    from mobizon_batch.runs import ReportResult, SendListResult, StatusResult
+
+    write_list(job_folder / "incoming" / "list.csv", 5)
+    result = run_job(load_job(write_job(job_folder)))
+    sent, status, report = (step.result for step in result.steps)
+    assert isinstance(sent, SendListResult) and sent.summary is not None
+    assert sent.summary.counts["sent"] == 5 and sent.summary.counts["invalid"] == 1
+    assert isinstance(status, StatusResult) and status.all_final
+    assert isinstance(report, ReportResult) and report.summary.sent == 5
+    assert result.figures is not None and result.figures.by_send_status["sent"] == 5
+    assert not any(step.stops_job for step in result.steps)

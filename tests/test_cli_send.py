@@ -22,9 +22,9 @@ from openpyxl import load_workbook
 
 from mobizon_batch import send as send_module
 from mobizon_batch.cli import main
-from mobizon_batch.runs import send as runs_send
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.journal import Journal
+from mobizon_batch.runs import send as runs_send
 from tests.conftest import TEST_KEY
 
 HEADER = ["Телефон", "Имя", "Текст"]

@@ -78,7 +78,9 @@ class JobTerminal(TerminalObserver):
         if isinstance(options, StatusOptions):
             waiting = options.wait is not None
             self.waiting, self.rounds = waiting, 0
-            bar = count_bar(self.args, "row" if waiting else "id", "final" if waiting else "checked")
+            bar = count_bar(
+                self.args, "row" if waiting else "id", "final" if waiting else "checked"
+            )
             self.status_bar = bar
 
     def step_finished(self, step: StepResult) -> None:
@@ -100,13 +102,11 @@ class JobTerminal(TerminalObserver):
         with job_log(job.log, self.run_args.quiet):
             print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
             if took_over:
-                print(f"warning: took over the lock of a run that died ({took_over})", file=sys.stderr)
+                print(
+                    f"warning: took over the lock of a run that died ({took_over})", file=sys.stderr
+                )
             yield
             print(f"=== job {job.name} finished with exit code {self.combined()}")
-
-
-def step_codes(observer: JobTerminal) -> list[tuple[str, int]]:
-    return observer.codes
 
 
 def step_exit_code(args: argparse.Namespace, step: StepResult) -> int:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from mobizon_batch.cli.exits import EXIT_INTERRUPTED
 from mobizon_batch.prepare import INVALID, Plan
 from mobizon_batch.runs.common import SendStart
-from mobizon_batch.runs.demo import DemoObserver
+from mobizon_batch.runs.jobs import JobObserver
 from mobizon_batch.send import SendProgress
 from mobizon_batch.status import RefreshResult
 
@@ -73,7 +73,7 @@ def count_bar(args: argparse.Namespace, unit: str, description: str) -> tqdm[NoR
     )
 
 
-class TerminalObserver(DemoObserver):
+class TerminalObserver(JobObserver):
     """Shows a use case's progress: bars on stderr, the plan and the send's first line.
 
     ``show_plan`` says whether the plan summary is printed when the rows are

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mobizon_batch.cli.exits import EXIT_OK
-from mobizon_batch.cli.jobs import JobTerminal, step_codes
+from mobizon_batch.cli.jobs import JobTerminal
 from mobizon_batch.cli.options import (
     Commands,
     add_api_options,
@@ -21,7 +21,7 @@ from mobizon_batch.cli.output import format_money
 from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.runs.common import account_balance
-from mobizon_batch.runs.demo import DEMO_LOST_ANSWERS, run_demo
+from mobizon_batch.runs.demo import DEMO_LOST_ANSWERS, DemoObserver, run_demo
 
 
 def add_balance(commands: Commands) -> None:
@@ -75,9 +75,15 @@ def add_emulator(commands: Commands) -> None:
     )
     for flag, what in (
         ("--fault-503", "share of calls answered HTTP 503"),
-        ("--fault-drop-before", "share of calls whose connection is dropped before anything is done"),
+        (
+            "--fault-drop-before",
+            "share of calls whose connection is dropped before anything is done",
+        ),
         ("--fault-drop-after", "share of calls whose connection is dropped after the work is done"),
-        ("--fault-999-after", "share of calls that do the work, then answer code 999 (service error)"),
+        (
+            "--fault-999-after",
+            "share of calls that do the work, then answer code 999 (service error)",
+        ),
     ):
         parser.add_argument(flag, type=fraction, default=0.0, metavar="P", help=what)
     parser.add_argument(
@@ -157,7 +163,7 @@ def add_demo(commands: Commands) -> None:
     parser.set_defaults(handler=run_demo_command)
 
 
-class DemoTerminal(JobTerminal):
+class DemoTerminal(JobTerminal, DemoObserver):
     """The job's step lines, plus the demo's own introduction."""
 
     def demo_list(self, path: Path) -> None:
@@ -176,14 +182,12 @@ def run_demo_command(args: argparse.Namespace) -> int:
     code = observer.combined()
     print()
     if code == EXIT_OK:
-        print(
-            f"Demo done: the emulator accepted {demo.accepted} messages, each row exactly once."
-        )
+        print(f"Demo done: the emulator accepted {demo.accepted} messages, each row exactly once.")
         print(f"  results: {demo.results}  (each input row with its send status, id and status)")
         print(f"  report:  {demo.report}  (summary with a chart, every message, the problems)")
         print(f"  journal: {demo.journal}  (what makes a re-run safe)")
         print("Next: set MOBIZON_API_KEY and try 'mobizon-batch balance' against your account.")
     else:
-        last = step_codes(observer)[-1][0]
+        last = observer.codes[-1][0]
         print(f"The demo stopped at step '{last}' (exit code {code}).", file=sys.stderr)
     return code

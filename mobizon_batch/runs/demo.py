@@ -12,7 +12,6 @@ from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator, emulator_url
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.journal import default_journal_path
 from mobizon_batch.prepare import PlanOptions
-from mobizon_batch.runs.common import ApiOptions
 from mobizon_batch.runs.jobs import JobObserver, StepResult, run_steps
 from mobizon_batch.runs.report import ReportOptions, build_report
 from mobizon_batch.runs.send import SendListOptions, send_list
@@ -71,7 +70,7 @@ def run_demo(folder: Path, observer: DemoObserver | None = None) -> DemoResult:
         plan=PlanOptions(optout_path=samples["optout"]),
         send=SendOptions(settle_seconds=0.5),
     )
-    status = StatusOptions(result.results, wait=120.0, interval=1.0, api=ApiOptions())
+    status = StatusOptions(result.results, wait=120.0, interval=1.0)
     report = ReportOptions(result.results, result.report)
     with MobizonEmulator(config) as emulator, _environment(emulator_url_for_env(emulator)):
         observer.demo_api(emulator.url)

@@ -80,7 +80,6 @@ class JobResult:
     figures: ReportSummary | None = None
 
 
-
 def run_steps(steps: Sequence[Step], observer: JobObserver) -> list[StepResult]:
     """Run steps one after another, stopping after one that must stop the rest."""
     done: list[StepResult] = []
@@ -143,7 +142,8 @@ def job_steps(job: Job, observer: Observer) -> list[Step]:
 
 def send_options(job: Job, api: ApiOptions) -> SendListOptions:
     """A job's ``[read]``, ``[columns]`` and ``[send]`` as the options of ``send_list``."""
-    assert job.input is not None
+    if job.input is None:
+        raise ConfigError(f"{job.path}: a sending job needs 'input'")
     send, columns, read = job.send, job.columns, job.read
     defaults_plan, defaults_send = PlanOptions(), SendOptions()
     sheet = read.get("sheet")
@@ -195,7 +195,9 @@ def _duration(job: Job, key: str, *, positive: bool = False) -> float | None:
         return None
     seconds = parse_duration(job.status[key])  # load_job checked the spelling
     if positive and seconds <= 0:
-        raise ConfigError(f"{job.path}: 'status.{key}': {job.status[key]!r} must be longer than zero")
+        raise ConfigError(
+            f"{job.path}: 'status.{key}': {job.status[key]!r} must be longer than zero"
+        )
     return seconds
 
 
@@ -209,4 +211,3 @@ def job_paths(job: Job) -> dict[str, str | None]:
         "journal": str(journal) if journal else None,
         "log": str(job.log),
     }
-
