@@ -21,7 +21,7 @@ from mobizon_batch.prepare import PlanOptions
 from mobizon_batch.report import ReportSummary
 from mobizon_batch.runs import checks
 from mobizon_batch.runs.common import ApiOptions, Observer, ReadOptions
-from mobizon_batch.runs.report import ReportOptions, ReportResult, build_report, summarize_results
+from mobizon_batch.runs.report import ReportOptions, ReportResult, build_report, results_figures
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
 from mobizon_batch.send import SendOptions
@@ -115,7 +115,7 @@ def run_job(job: Job, observer: JobObserver | None = None) -> JobResult:
     with job_lock(job.lock_path) as lock, observer.job_running(job, lock.took_over):
         result.steps = run_steps(steps, observer)
         report = next((s.result for s in result.steps if isinstance(s.result, ReportResult)), None)
-        result.figures = report.summary if report else summarize_results(job.output)
+        result.figures = report.summary if report else results_figures(job.output)
     return result
 
 

@@ -51,7 +51,7 @@ def build_report(options: ReportOptions) -> ReportResult:
     return ReportResult(summary, Path(options.output))
 
 
-def summarize_results(path: Path) -> ReportSummary | None:
+def results_figures(path: Path) -> ReportSummary | None:
     """The figures of a results file, or None when there is no such file."""
     return summarize(read_table(path).frame) if path.exists() else None
 
