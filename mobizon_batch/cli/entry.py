@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
-from mobizon_batch import __version__
+from mobizon_batch._version import __version__
 from mobizon_batch.cli.exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, report_error
 from mobizon_batch.cli.jobs import add_run
 from mobizon_batch.cli.send import add_send

@@ -20,11 +20,12 @@ from typing import Any, NoReturn, TextIO
 from tqdm import tqdm
 
 from mobizon_batch.cli.exits import EXIT_INTERRUPTED
-from mobizon_batch.prepare import INVALID, Plan
+from mobizon_batch.prepare import Plan
 from mobizon_batch.runs.common import SendStart
 from mobizon_batch.runs.jobs import JobObserver
 from mobizon_batch.send import SendProgress
 from mobizon_batch.status import RefreshResult
+from mobizon_batch.vocabulary import SendState
 
 
 def say(args: argparse.Namespace, line: str) -> None:
@@ -223,7 +224,7 @@ def print_plan_summary(plan: Plan, out: TextIO | None = None, examples: int = 5)
         f"(GSM-7 rows: {summary.gsm7_rows:,}, UCS-2 rows: {summary.ucs2_rows:,})",
         file=stream,
     )
-    bad = plan.rows[plan.rows["verdict"] == INVALID].head(examples)
+    bad = plan.rows[plan.rows["verdict"] == SendState.INVALID].head(examples)
     if len(bad):
         print("First invalid rows:", file=stream)
         raw = table.frame[plan.phone_column].to_dict()

@@ -26,7 +26,7 @@ from mobizon_batch.runs.report import (
     export_list,
 )
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
-from mobizon_batch.status import FINAL_STATUSES, NON_FINAL_STATUSES, NOT_FOUND
+from mobizon_batch.vocabulary import FINAL_STATUSES, NON_FINAL_STATUSES, NOT_FOUND
 
 
 def add_status(commands: Commands) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.listing import ListExport, ListFilter, export_frame, export_messages
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.report import ReportSummary, summarize, write_report
+from mobizon_batch.report import ReportSummary, summarize_results, write_report
+from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.runs.common import ApiOptions, Observer, client_for
 from mobizon_batch.runs.status import DEFAULT_READ_RATE
-from mobizon_batch.status import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.table import check_output_path, read_table, write_table
 
 
@@ -46,14 +46,14 @@ def build_report(options: ReportOptions) -> ReportResult:
             f"{options.results} is not a results file: it has neither a send_status nor a "
             f"message_id column (columns found: {', '.join(map(str, frame.columns))})"
         )
-    summary = summarize(frame)
+    summary = summarize_results(frame)
     write_report(frame, options.output, summary=summary, source=Path(options.results).name)
     return ReportResult(summary, Path(options.output))
 
 
 def results_figures(path: Path) -> ReportSummary | None:
     """The figures of a results file, or None when there is no such file."""
-    return summarize(read_table(path).frame) if path.exists() else None
+    return summarize_results(read_table(path).frame) if path.exists() else None
 
 
 @dataclass(frozen=True)

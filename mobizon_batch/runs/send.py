@@ -15,8 +15,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError
-from mobizon_batch.journal import PENDING, SENDING, SENT, UNKNOWN, Journal, default_journal_path
+from mobizon_batch.journal import Journal, default_journal_path
 from mobizon_batch.prepare import Plan
+from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.results import dry_run_results, known_statuses, send_results
 from mobizon_batch.runs.common import (
     ApiOptions,
@@ -31,8 +32,8 @@ from mobizon_batch.runs.common import (
     plan_list,
 )
 from mobizon_batch.send import SendOptions, SendPass, SendSummary, check_deferred_to
-from mobizon_batch.status import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.table import read_table, write_table
+from mobizon_batch.vocabulary import SendState
 
 
 @dataclass(frozen=True)
@@ -121,12 +122,14 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             journal.register(plan.entries(), retry_failed=options.retry_failed)
             keys = frozenset(plan.rows["row_key"])
             counts = journal.counts(keys)
-            to_do = counts[PENDING] + counts[SENDING] + counts[UNKNOWN]
+            to_do = (
+                counts[SendState.PENDING] + counts[SendState.SENDING] + counts[SendState.UNKNOWN]
+            )
             delimiter = output_delimiter(plan.table)
             if not to_do and plan.summary.sendable == 0:
                 write_table(send_results(plan, journal), results, delimiter=delimiter)
                 return result
-            result.start = SendStart(balance, currency, client.host, to_do, counts[SENT])
+            result.start = SendStart(balance, currency, client.host, to_do, counts[SendState.SENT])
             observer.ready_to_send(result.start)
             statuses = known_statuses(results)  # kept when the file is rewritten
             failures: list[MobizonBatchError] = []

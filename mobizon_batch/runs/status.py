@@ -19,15 +19,9 @@ import pandas as pd
 
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.ratelimit import RateLimiter
+from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, with_integer_cells
 from mobizon_batch.runs.common import ApiOptions, Observer, client_for, output_delimiter
-from mobizon_batch.status import (
-    MESSAGE_ID_COLUMN,
-    RefreshResult,
-    WaitResult,
-    locate_columns,
-    wait_until_final,
-    with_integer_cells,
-)
+from mobizon_batch.status import RefreshResult, WaitResult, wait_until_final
 from mobizon_batch.status import refresh_statuses as refresh_frame
 from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobizon_batch.errors import InputError
-from mobizon_batch.prepare import Plan, validation_report
+from mobizon_batch.prepare import Plan
+from mobizon_batch.results import validation_report
 from mobizon_batch.runs.common import (
     ListOptions,
     Observer,
