@@ -36,6 +36,7 @@ from mobizon_batch.runs.report import ReportResult
 from mobizon_batch.runs.send import SendListOptions, SendListResult
 from mobizon_batch.runs.status import StatusOptions, StatusResult
 from mobizon_batch.table import atomic_file
+from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
 
 
 def add_run(commands: Commands) -> None:
@@ -100,7 +101,7 @@ class JobTerminal(TerminalObserver):
     def job_running(self, job: Job, took_over: str) -> Iterator[None]:
         started = datetime.now()
         with job_log(job.log, self.run_args.quiet):
-            print(f"=== job {job.name}, {started:%Y-%m-%d %H:%M:%S}, process {os.getpid()}")
+            print(f"=== job {job.name}, {started:{TIMESTAMP_FORMAT}}, process {os.getpid()}")
             if took_over:
                 print(
                     f"warning: took over the lock of a run that died ({took_over})", file=sys.stderr
