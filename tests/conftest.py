@@ -10,10 +10,8 @@ import pytest
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from tests.fixtures.make_fixtures import build
+from tests.helpers import TEST_KEY
 from tests.scripted_server import ScriptedServer
-
-# Long enough to be redacted as plain text, unlike a one-letter key.
-TEST_KEY = "k3yS3cr3tAbCdEf0123456789abcdef01234567"
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import ConfigError
-from tests.conftest import TEST_KEY
-from tests.test_client import free_port
+from tests.helpers import TEST_KEY, free_port
 
 
 def test_balance_against_the_emulator(

@@ -21,8 +21,7 @@ from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.jobs import job_lock, load_job
 from mobizon_batch.samples import write_samples
 from mobizon_batch.table import read_table
-from tests.conftest import TEST_KEY
-from tests.test_client import free_port
+from tests.helpers import TEST_KEY, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date.today().isoformat()

@@ -25,7 +25,7 @@ from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.journal import Journal
 from mobizon_batch.runs import send as runs_send
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY
 
 HEADER = ["Телефон", "Имя", "Текст"]
 

@@ -16,8 +16,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import AuthError, ConfigError
 from mobizon_batch.resultfile import STATUS_COLUMNS
-from tests.conftest import TEST_KEY
-from tests.test_status import STATUS_CALL, asked_ids
+from tests.helpers import STATUS_CALL, TEST_KEY, asked_ids
 
 HEADER = ["name", "phone", "recipient", "send_status", "message_id", "error"]
 

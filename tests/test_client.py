@@ -17,7 +17,7 @@ import pytest
 from mobizon_batch import errors
 from mobizon_batch.client import MobizonClient, encode_form, parse_envelope, to_int
 from mobizon_batch.emulator import MobizonEmulator
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY, free_port
 from tests.scripted_server import Canned, ScriptedServer, envelope
 
 SEND_OK = envelope(0, {"campaignId": "123", "messageId": "456", "status": "2"})
@@ -298,12 +298,6 @@ def test_success_without_message_id_is_an_unknown_outcome(scripted: ScriptedServ
 
 
 # ------------------------------------------------------------ transport split
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

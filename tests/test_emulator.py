@@ -15,7 +15,7 @@ import requests
 from mobizon_batch import errors
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator, parse_php_form
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY
 
 
 def raw_call(

@@ -23,8 +23,7 @@ from mobizon_batch.listing import (
     parse_sort,
 )
 from mobizon_batch.retries import ReadPolicy
-from tests.conftest import TEST_KEY
-from tests.test_status import FakeClock
+from tests.helpers import TEST_KEY, FakeClock
 
 LIST_CALL = "message/list"
 INSTANT = ReadPolicy(sleep=lambda _seconds: None)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mobizon_batch.emulator import MobizonEmulator
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

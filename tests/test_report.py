@@ -19,8 +19,7 @@ from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import export_frame, export_messages
 from mobizon_batch.report import problem_rows, summarize_results, write_report
 from mobizon_batch.status import refresh_statuses
-from tests.conftest import TEST_KEY
-from tests.test_status import FakeClock
+from tests.helpers import TEST_KEY, FakeClock
 
 RESULT_COLUMNS = [
     "recipient",

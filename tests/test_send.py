@@ -20,7 +20,7 @@ from mobizon_batch.errors import ConfigError
 from mobizon_batch.journal import Journal, PlanEntry
 from mobizon_batch.send import SendOptions, SendPass, SendProgress, check_deferred_to
 from mobizon_batch.vocabulary import SendState
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY, free_port
 
 PENDING, SENDING, SENT = SendState.PENDING, SendState.SENDING, SendState.SENT
 FAILED, UNKNOWN = SendState.FAILED, SendState.UNKNOWN
@@ -186,8 +186,6 @@ def test_stop_request_finishes_in_flight_and_resumes(
 
 
 def test_unreachable_api_leaves_rows_pending(journal: Journal) -> None:
-    from tests.test_client import free_port
-
     journal.register(plan(60))
     with MobizonClient(TEST_KEY, f"http://127.0.0.1:{free_port()}") as dead:
         summary = make_pass(dead, journal, max_attempts=2, unreachable_after=5).run()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from mobizon_batch.client import MobizonClient, StatusRecord
-from mobizon_batch.emulator import CallRecord, MobizonEmulator
+from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import InputError
 from mobizon_batch.resultfile import (
     STATUS_COLUMNS,
@@ -23,28 +22,9 @@ from mobizon_batch.resultfile import (
 from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.status import RefreshResult, refresh_statuses, wait_until_final
 from mobizon_batch.vocabulary import NOT_FOUND
-from tests.conftest import TEST_KEY
+from tests.helpers import STATUS_CALL, TEST_KEY, FakeClock, asked_ids
 
-STATUS_CALL = "message/getsmsstatus"
 INSTANT = ReadPolicy(sleep=lambda _seconds: None)
-
-
-class FakeClock:
-    """Epoch seconds that move only when told: shared by the emulator and the wait loop."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 28, 9, 0, 0).timestamp()
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-    def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.now)
 
 
 @pytest.fixture
@@ -68,13 +48,6 @@ def api(emu: MobizonEmulator) -> Iterator[MobizonClient]:
 
 def send(api: MobizonClient, count: int) -> list[int]:
     return [api.send_sms(f"7701{i:07d}", f"Hello {i}").message_id for i in range(count)]
-
-
-def asked_ids(call: CallRecord) -> list[int]:
-    """The ids one GetSMSStatus request carried, in order (``ids[0]=..&ids[1]=..``)."""
-    ids = call.params["ids"]
-    values = [ids[k] for k in sorted(ids, key=int)] if isinstance(ids, dict) else ids
-    return [int(v) for v in values]
 
 
 def refresh(frame: pd.DataFrame, api: MobizonClient, clock: FakeClock) -> RefreshResult:
