@@ -1,4 +1,4 @@
-"""What several test modules share: the test key, a free port, a fake clock.
+"""What several test modules share: the test key, a free port, a fake clock, sample tables.
 
 One home for them, so that no test module imports another and a test file can be
 renamed or split without breaking the files that used its helpers.
@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import socket
 from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from mobizon_batch.emulator import CallRecord
+from mobizon_batch.table import InputTable
 
 # Long enough to be redacted as plain text, unlike a one-letter key.
 TEST_KEY = "k3yS3cr3tAbCdEf0123456789abcdef01234567"
 
 STATUS_CALL = "message/getsmsstatus"
+
+KZ1, KZ2, KZ3 = "77012345678", "77021112233", "77051112233"
 
 
 def free_port() -> int:
@@ -46,3 +53,33 @@ def asked_ids(call: CallRecord) -> list[int]:
     ids = call.params["ids"]
     values = [ids[k] for k in sorted(ids, key=int)] if isinstance(ids, dict) else ids
     return [int(v) for v in values]
+
+
+def make_table(
+    data: dict[str, list[str]], problems: dict[int, str] | None = None, first_line: int = 2
+) -> InputTable:
+    frame = pd.DataFrame({k: pd.Series(v, dtype="str") for k, v in data.items()})
+    return InputTable(
+        frame=frame,
+        source_lines=np.arange(first_line, first_line + len(frame), dtype=np.int64),
+        path=Path("list.csv"),
+        format="csv",
+        encoding="UTF-8",
+        delimiter=",",
+        row_problems=problems or {},
+    )
+
+
+def results_frame_to_write() -> pd.DataFrame:
+    """Text that looks like formulas or escapes, nullable and float ids: what writers trip on."""
+    return pd.DataFrame(
+        {
+            "phone": pd.Series(["87012345678", "+7 702"], dtype="str"),
+            "text": pd.Series(["=1+2", "+7 call\r\nme <now> & _x0041_"], dtype="str"),
+            "note": pd.Series(["-minus", "@at"], dtype="str"),
+            "message_id": pd.array([1234567890123, pd.NA], dtype="Int64"),
+            "campaign_id": [5.0, float("nan")],  # a float column of whole numbers
+            "segments": np.array([1, 2], dtype=np.int64),
+            "error": pd.Series(["", "bad\x01char"], dtype="str"),
+        }
+    )

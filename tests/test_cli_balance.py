@@ -1,4 +1,4 @@
-"""`mobizon-batch balance` and `emulator` end to end, and the configuration rules."""
+"""`mobizon-batch balance` and `emulator` end to end."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import sys
 
 import pytest
 
-from mobizon_batch import config
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
-from mobizon_batch.errors import ConfigError
 from tests.helpers import TEST_KEY, free_port
 
 
@@ -83,38 +81,6 @@ def test_api_url_flag_beats_the_environment(
 ) -> None:
     monkeypatch.setenv("MOBIZON_API_URL", f"http://127.0.0.1:{free_port()}")
     assert main(["balance", "--api-url", api_env.url]) == 0
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("api.mobizon.kz", "https://api.mobizon.kz"),
-        (" api.mobizon.uz/ ", "https://api.mobizon.uz"),
-        ("https://api.mobizon.com.br", "https://api.mobizon.com.br"),
-        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
-        ("http://localhost:9/", "http://localhost:9"),
-    ],
-)
-def test_api_url_normalization(given: str, expected: str) -> None:
-    assert config.normalize_api_url(given) == expected
-
-
-@pytest.mark.parametrize(
-    "bad", ["", "ftp://x.org", "https://", "http://h:99999", "https://a.kz/?x=1"]
-)
-def test_bad_api_urls_are_refused(bad: str) -> None:
-    with pytest.raises(ConfigError):
-        config.normalize_api_url(bad)
-
-
-def test_settings_precedence_and_repr() -> None:
-    env = {"MOBIZON_API_KEY": TEST_KEY, "MOBIZON_API_URL": "api.mobizon.uz"}
-    assert config.api_settings(environ=env).api_url == "https://api.mobizon.uz"
-    assert config.api_settings(environ=env, url_flag="x.kz").api_url == "https://x.kz"
-    no_url = {"MOBIZON_API_KEY": TEST_KEY}
-    assert config.api_settings(environ=no_url, job_url="j.kz").api_url == "https://j.kz"
-    assert config.api_settings(environ=no_url).api_url == config.DEFAULT_API_URL
-    assert TEST_KEY not in repr(config.api_settings(environ=env))
 
 
 def test_python_dash_m_and_help_on_every_command() -> None:

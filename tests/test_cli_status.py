@@ -10,11 +10,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from mobizon_batch import config
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
-from mobizon_batch.errors import AuthError, ConfigError
+from mobizon_batch.errors import AuthError
 from mobizon_batch.resultfile import STATUS_COLUMNS
 from tests.helpers import STATUS_CALL, TEST_KEY, asked_ids
 
@@ -214,29 +213,6 @@ def test_bad_durations_exit_2(
     results_csv(path, [41000001])
     assert main(["status", str(path), *argv]) == 2
     assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("90s", 90),
-        ("15m", 900),
-        ("2h", 7200),
-        ("1h30m", 5400),
-        ("1d", 86400),
-        (" 2H ", 7200),
-        ("1d2h3m4s", 93784),
-        ("0s", 0),
-    ],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert config.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("bad", ["", "2", "h", "1.5h", "30m1h", "-1m", "1 h", "2w"])
-def test_bad_duration_strings(bad: str) -> None:
-    with pytest.raises(ConfigError, match="not a duration"):
-        config.parse_duration(bad)
 
 
 def test_a_workbook_with_several_sheets_is_not_overwritten(

@@ -4,37 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from mobizon_batch.columns import detect_column
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.prepare import PlanOptions, build_plan, row_key
-from mobizon_batch.resultfile import RESULT_COLUMNS, result_column_names
-from mobizon_batch.results import planned_results, validation_report
-from mobizon_batch.table import InputTable
 from mobizon_batch.vocabulary import SendState
+from tests.helpers import KZ1, KZ2, KZ3, make_table
 
 SENDABLE, INVALID = SendState.SENDABLE, SendState.INVALID
 DUPLICATE, OPTED_OUT = SendState.DUPLICATE, SendState.OPTED_OUT
-
-KZ1, KZ2, KZ3 = "77012345678", "77021112233", "77051112233"
-
-
-def make_table(
-    data: dict[str, list[str]], problems: dict[int, str] | None = None, first_line: int = 2
-) -> InputTable:
-    frame = pd.DataFrame({k: pd.Series(v, dtype="str") for k, v in data.items()})
-    return InputTable(
-        frame=frame,
-        source_lines=np.arange(first_line, first_line + len(frame), dtype=np.int64),
-        path=Path("list.csv"),
-        format="csv",
-        encoding="UTF-8",
-        delimiter=",",
-        row_problems=problems or {},
-    )
 
 
 # -------------------------------------------------------------- columns
@@ -265,45 +244,6 @@ def test_plan_rows_are_aligned_with_the_input_and_progress_adds_up() -> None:
         "occurrence",
     ]
     assert len(plan.sendable()) == 5
-
-
-def test_planned_results_columns_and_statuses() -> None:
-    table = make_table({"recipient": ["87012345678", "x", "87012345678"], "text": ["a"] * 3})
-    results = planned_results(build_plan(table, PlanOptions()))
-    assert list(results.columns) == [
-        "recipient",
-        "text",
-        "recipient_result",
-        "send_status",
-        "message_id",
-        "campaign_id",
-        "segments",
-        "error_code",
-        "error",
-        "sent_at",
-    ]
-    assert results["recipient"].tolist() == ["87012345678", "x", "87012345678"]
-    assert results["recipient_result"].tolist() == [KZ1, "", KZ1]
-    assert results["send_status"].tolist() == ["planned", "invalid", "duplicate"]
-    assert results["message_id"].isna().all()
-    assert str(results["message_id"].dtype) == "Int64"
-
-
-def test_result_column_clash_rule() -> None:
-    names = result_column_names(["recipient", "recipient_result", "error"])
-    assert names["recipient"] == "recipient_result2"
-    assert names["error"] == "error_result"
-    assert names["sent_at"] == "sent_at"
-    assert tuple(result_column_names([])) == RESULT_COLUMNS
-
-
-def test_validation_report_has_line_verdict_and_reason() -> None:
-    table = make_table({"phone": [KZ1, "1"], "text": ["a", "b"]}, first_line=5)
-    report = validation_report(build_plan(table, PlanOptions()))
-    assert report[["line", "recipient", "verdict", "reason"]].values.tolist() == [
-        [5, KZ1, SENDABLE, ""],
-        [6, "", INVALID, "the phone number is too short"],
-    ]
 
 
 def test_no_reason_contains_the_separator_used_to_join_reasons() -> None:

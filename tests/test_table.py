@@ -6,16 +6,12 @@ import csv
 import io
 import os
 import stat
-import zipfile
 from pathlib import Path
 
-import numpy as np
-import openpyxl
 import pandas as pd
 import pytest
 
 from mobizon_batch.errors import ConfigError, InputError
-from mobizon_batch.sheetxml import column_letter
 from mobizon_batch.table import (
     cell_text,
     check_delimiter,
@@ -25,6 +21,7 @@ from mobizon_batch.table import (
     write_table,
 )
 from tests.fixtures.make_fixtures import CSV_FILES, HEADER, LINES, ROWS, ROWS_RU
+from tests.helpers import results_frame_to_write
 
 # ----------------------------------------------------------------- CSV
 
@@ -256,23 +253,9 @@ def test_cell_text(value: object, text: str) -> None:
 # ------------------------------------------------------------- writing
 
 
-def _results_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "phone": pd.Series(["87012345678", "+7 702"], dtype="str"),
-            "text": pd.Series(["=1+2", "+7 call\r\nme <now> & _x0041_"], dtype="str"),
-            "note": pd.Series(["-minus", "@at"], dtype="str"),
-            "message_id": pd.array([1234567890123, pd.NA], dtype="Int64"),
-            "campaign_id": [5.0, float("nan")],  # a float column of whole numbers
-            "segments": np.array([1, 2], dtype=np.int64),
-            "error": pd.Series(["", "bad\x01char"], dtype="str"),
-        }
-    )
-
-
 def test_write_csv_utf8_bom_integers_without_fraction(tmp_path: Path) -> None:
     path = tmp_path / "out.csv"
-    write_table(_results_frame(), path)
+    write_table(results_frame_to_write(), path)
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
@@ -296,33 +279,6 @@ def test_write_csv_round_trips_line_breaks(tmp_path: Path) -> None:
     table = read_table(path)
     assert table.frame["text"].tolist() == texts
     assert list(table.source_lines) == [2, 4, 6, 8]
-
-
-def test_write_xlsx_keeps_text_as_text(tmp_path: Path) -> None:
-    path = tmp_path / "out.xlsx"
-    write_table(_results_frame(), path, sheet_name="results")
-    workbook = openpyxl.load_workbook(path)
-    sheet = workbook["results"]
-    values = [[cell.value for cell in row] for row in sheet.iter_rows()]
-    types = [[cell.data_type for cell in row] for row in sheet.iter_rows(min_row=2)]
-    assert values[0] == ["phone", "text", "note", "message_id", "campaign_id", "segments", "error"]
-    assert values[1] == ["87012345678", "=1+2", "-minus", 1234567890123, 5, 1, None]
-    assert values[2][2:6] == ["@at", None, None, 2]
-    assert types[0][:3] == ["s", "s", "s"]  # "=1+2" is text, not a formula
-    assert types[0][3] == "n"
-    with zipfile.ZipFile(path) as archive:
-        assert b"<f>" not in archive.read("xl/worksheets/sheet1.xml")
-
-
-def test_write_xlsx_round_trips_every_character(tmp_path: Path) -> None:
-    """Control characters and look-alikes of Excel's _xHHHH_ escape come back as written."""
-    path = tmp_path / "out.xlsx"
-    frame = _results_frame()
-    write_table(frame, path)
-    table = read_table(path)
-    assert table.frame["text"].tolist() == ["=1+2", "+7 call\r\nme <now> & _x0041_"]
-    assert table.frame["error"].tolist() == ["", "bad\x01char"]
-    assert table.frame["message_id"].tolist() == ["1234567890123", ""]
 
 
 def test_write_xlsx_reads_back_through_our_reader(tmp_path: Path) -> None:
@@ -352,21 +308,3 @@ def test_write_errors_are_usage_errors(tmp_path: Path) -> None:
         write_table(pd.DataFrame({"a": ["x"]}), tmp_path / "missing" / "out.csv")
     assert output_format("A.XLSX") == "xlsx"
     assert output_format("a.txt") == "csv"
-
-
-def test_column_letters() -> None:
-    assert [column_letter(i) for i in (0, 25, 26, 701, 702)] == ["A", "Z", "AA", "ZZ", "AAA"]
-
-
-def test_write_xlsx_other_values_as_text(tmp_path: Path) -> None:
-    import datetime as dt
-    from decimal import Decimal
-
-    path = tmp_path / "other.xlsx"
-    frame = pd.DataFrame(
-        {"when": [dt.datetime(2024, 5, 1, 10, 30)], "money": [Decimal("1.50")], "ok": [True]}
-    )
-    write_table(frame, path)
-    sheet = openpyxl.load_workbook(path).active
-    assert sheet is not None
-    assert [c.value for c in sheet[2]] == ["2024-05-01 10:30:00", "1.50", True]
