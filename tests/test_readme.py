@@ -31,3 +31,17 @@ def test_the_python_example_sends_a_list(
     results = (tmp_path / "results.csv").read_text(encoding="utf-8-sig")
     assert results.count(",sent,") == 2 and ",invalid," in results
     assert TEST_KEY not in results
+
+
+def test_the_layout_lists_every_module_once_with_a_layer() -> None:
+    """A new module gets its line in "Development → Layout"; a removed one loses it."""
+    text = README.read_text(encoding="utf-8")
+    block = text[text.index("Layout: `mobizon_batch/`") :]
+    listing = re.search(r"```\n(.*?)```", block, re.S)
+    assert listing is not None
+    rows = [line.split()[:2] for line in listing.group(1).splitlines()]
+    package = README.parent / "mobizon_batch"
+    modules = sorted(str(p.relative_to(package)) for p in package.rglob("*.py"))
+    assert sorted(name for name, _ in rows) == modules
+    layers = {"root", "cli", "runs", "domain", "edges", "ground", "beside"}
+    assert {name: layer for name, layer in rows if layer not in layers} == {}
