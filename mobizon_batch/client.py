@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -93,7 +93,7 @@ def encode_form(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     Nested mappings become ``outer[inner]``, sequences ``name[0]``, ``name[1]``;
     ``None`` is left out (as PHP leaves out null), booleans become 1/0 and
     datetimes the API's ``YYYY-MM-DD HH:MM:SS``.  Percent-encoding is left to
-    ``urlencode``, which, like PHP, encodes the brackets and turns spaces into +.
+    ``build_query``.
     """
     pairs: list[tuple[str, str]] = []
 
@@ -116,6 +116,21 @@ def encode_form(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     for name, value in params.items():
         walk(str(name), value)
     return pairs
+
+
+def php_quote(text: str) -> str:
+    """PHP ``urlencode``: like ``quote_plus``, but ``~`` too becomes ``%7E``.
+
+    The docs (and PHP, which the official SDK uses) leave only letters, digits
+    and ``- _ .`` as they are; Python's ``quote_plus`` also spares ``~``.  The
+    service decodes either, but byte-identical bodies leave nothing to chance.
+    """
+    return quote_plus(text, safe="").replace("~", "%7E")
+
+
+def build_query(params: Mapping[str, Any]) -> str:
+    """``params`` as PHP's ``http_build_query`` writes them (the body we POST)."""
+    return "&".join(f"{php_quote(key)}={php_quote(value)}" for key, value in encode_form(params))
 
 
 def parse_envelope(body: bytes) -> tuple[int, Any, str] | None:
@@ -208,20 +223,30 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    """True if ``exc`` or anything it wraps (args, causes, urllib3 reasons) is of ``kinds``."""
+def _wrapped(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps, once each, outermost first.
+
+    requests wraps urllib3 wraps socket errors, in ``args``, ``reason``,
+    ``__cause__`` and ``__context__``; both questions asked of a failure
+    (what kind is it, and what are its innermost words) walk this one list.
+    """
+    found: list[BaseException] = []
     seen: set[int] = set()
     pending: list[Any] = [exc]
     while pending:
-        item = pending.pop()
+        item = pending.pop(0)
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, kinds):
-            return True
-        pending.extend(item.args)
-        pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None)])
-    return False
+        found.append(item)
+        pending.extend([getattr(item, "reason", None), *item.args, item.__cause__])
+        pending.append(item.__context__)
+    return found
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """True if ``exc`` or anything it wraps (args, causes, urllib3 reasons) is of ``kinds``."""
+    return any(isinstance(item, kinds) for item in _wrapped(exc))
 
 
 # -------------------------------------------------------------------- client
@@ -331,10 +356,10 @@ class MobizonClient:
 
     def _call_once(self, base: str, module: str, method: str, params: Mapping[str, Any]) -> Any:
         host = _host_of(base)
-        url = f"{base}/service/{module.lower()}/{method.lower()}?" + urlencode(
+        url = f"{base}/service/{module.lower()}/{method.lower()}?" + build_query(
             {"output": "json", "api": "v1", "apiKey": self._api_key}
         )
-        body = urlencode(encode_form(params)).encode("ascii")
+        body = build_query(params).encode("ascii")
         log.debug("POST %s/service/%s/%s (%d bytes)", host, module, method, len(body))
         try:
             response = self._session.post(
@@ -541,20 +566,11 @@ def _host_of(url: str) -> str:
 def _short_reason(exc: BaseException) -> str:
     """The innermost useful words of a requests/urllib3 exception.
 
-    requests wraps urllib3 wraps socket errors; the innermost one says what
-    happened ("Connection refused", "Remote end closed connection without
-    response"), the outer ones mostly repeat the pool and the URL.
+    The innermost one says what happened ("Connection refused", "Remote end
+    closed connection without response"), the outer ones mostly repeat the
+    pool and the URL.
     """
-    innermost: BaseException = exc
-    pending: list[Any] = [exc]
-    seen: set[int] = set()
-    while pending:
-        item = pending.pop(0)
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        innermost = item
-        pending.extend([getattr(item, "reason", None), *item.args, item.__cause__])
+    innermost = _wrapped(exc)[-1]
     text = _POOL_PREFIX.sub("", str(innermost)).strip() or type(innermost).__name__
     return text[:300]
 
@@ -584,6 +600,7 @@ __all__ = [
     "RedactingFilter",
     "SendReceipt",
     "StatusRecord",
+    "build_query",
     "encode_form",
     "parse_envelope",
     "redact",

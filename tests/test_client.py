@@ -10,12 +10,18 @@ import traceback
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from mobizon_batch import errors
-from mobizon_batch.client import MobizonClient, encode_form, parse_envelope, to_int
+from mobizon_batch.client import (
+    MobizonClient,
+    build_query,
+    encode_form,
+    parse_envelope,
+    to_int,
+)
 from mobizon_batch.emulator import MobizonEmulator
 from tests.helpers import TEST_KEY, free_port
 from tests.scripted_server import Canned, ScriptedServer, envelope
@@ -54,12 +60,23 @@ def body_pairs(raw: bytes) -> list[tuple[str, str]]:
         ({"ts": datetime(2026, 1, 2, 3, 4, 5)}, "ts=2026-01-02+03%3A04%3A05"),
         ({"ids": []}, ""),
         ({"sort": {"campaignId": "DESC"}}, "sort%5BcampaignId%5D=DESC"),
+        # PHP's urlencode spares only letters, digits and - _ . (Python's also spares ~).
+        ({"text": "a~b -_.*'()!"}, "text=a%7Eb+-_.%2A%27%28%29%21"),
     ],
 )
 def test_form_encoding_matches_php_http_build_query(
     params: dict[str, object], expected: str
 ) -> None:
-    assert urlencode(encode_form(params)) == expected
+    assert build_query(params) == expected
+    assert [(k, v) for k, v in parse_qsl(expected, keep_blank_values=True)] == encode_form(params)
+
+
+def test_tilde_goes_out_as_7e_in_the_body(scripted: ScriptedServer) -> None:
+    scripted.queue(SEND_OK)
+    with scripted_client(scripted) as api:
+        api.send_sms("77012345678", "~/home ~ 50%~")
+    raw = scripted.requests[0].body.decode("ascii")
+    assert raw == "recipient=77012345678&text=%7E%2Fhome+%7E+50%25%7E"
 
 
 def test_send_request_follows_documented_wire_format(scripted: ScriptedServer) -> None:
