@@ -103,7 +103,13 @@ class ListFilter:
     text: str | None = None
     campaign_ids: tuple[int, ...] = ()
 
-    def criteria(self) -> dict[str, Any]:
+    def criteria(self, status: str | None = None) -> dict[str, Any]:
+        """The ``criteria`` of one Message/List call, for ``status`` if given.
+
+        With one status in ``statuses`` that one is asked for; with several,
+        ``status`` says which (see ``calls``): the docs type
+        ``criteria[status]`` as a single value, so a list is never sent.
+        """
         if len(self.campaign_ids) > MAX_CAMPAIGN_IDS:
             raise ConfigError(
                 f"Message/List takes at most {MAX_CAMPAIGN_IDS} campaign ids, "
@@ -114,21 +120,43 @@ class ListFilter:
                 f"--since ({self.since.strftime(TIMESTAMP_FORMAT)}) is after "
                 f"--until ({self.until.strftime(TIMESTAMP_FORMAT)})"
             )
-        statuses: str | list[str] | None = None
-        if len(self.statuses) == 1:
-            statuses = self.statuses[0]
-        elif self.statuses:
-            statuses = list(self.statuses)
+        if status is None and len(self.statuses) == 1:
+            status = self.statuses[0]
+        elif status is None and self.statuses:
+            raise ValueError("several statuses take one call each: use ListFilter.calls()")
         criteria: dict[str, Any] = {
             "campaignCreateTsFrom": self.since,
             "campaignCreateTsTo": self.until,
-            "status": statuses,
+            "status": status,
             "to": self.to or None,
             "from": self.from_name or None,
             "text": self.text or None,
             "campaignIds": list(self.campaign_ids) or None,
         }
         return {key: value for key, value in criteria.items() if value is not None}
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The criteria of each Message/List export: one per status asked for.
+
+        Why not one call with ``criteria[status][0]=…&[1]=…``: the docs give
+        ``criteria[status]`` one value, and a service that ignored the array
+        would list every status as if it had filtered.  Also refuses bad
+        filters (``ConfigError``) before any call is made.
+
+        The calls go in the order a message lives (NEW, ENQUEUD, ACCEPTD,
+        PDLIVRD, then the rest): a message that moves on between two calls is
+        then mostly seen twice (kept once, and the export says the set
+        changed) rather than missed by both.
+        """
+        if not self.statuses:
+            return [self.criteria()]
+        unique = list(dict.fromkeys(self.statuses))
+        ordered = sorted(unique, key=lambda s: _LIFECYCLE.index(s) if s in _LIFECYCLE else 99)
+        return [self.criteria(status) for status in ordered]
+
+
+#: Message statuses in the order a message passes through them.
+_LIFECYCLE = ("NEW", "ENQUEUD", "ACCEPTD", "PDLIVRD")
 
 
 def parse_sort(text: str) -> dict[str, str]:
@@ -210,38 +238,60 @@ def export_messages(
     """Fetch every page of Message/List for ``filters``.
 
     Pages are read until one comes back short or the pages cover the latest
-    ``totalItemCount``.  ``progress(rows_so_far, total)`` is called after each
-    page.  Country and operator are asked for (``withNumberInfo``) because the
-    report groups by them.
+    ``totalItemCount``.  Several statuses are listed one after the other (one
+    status a call, see ``ListFilter.calls``) and merged: an item seen under
+    two statuses (it moved on between the calls) is kept once, the totals are
+    summed, and with a ``sort`` the merged rows are put back in that order.
+    ``progress(rows_so_far, total)`` is called after each page.  Country and
+    operator are asked for (``withNumberInfo``) because the report groups by them.
     """
-    criteria = (filters or ListFilter()).criteria()
+    calls = (filters or ListFilter()).calls()
     export = ListExport()
     seen: set[Any] = set()
+    counted_first = counted_last = 0  # the totals of the statuses already listed
 
-    def fetch(page: int) -> tuple[list[dict[str, Any]], int]:
-        export.calls += 1
-        return client.list_messages(criteria, page, page_size, sort, with_number_info=True)
+    for criteria in calls:
 
-    page = 0
-    while True:
-        items, total = call_read(partial(fetch, page), limiter=limiter, policy=policy)
-        if page == 0:
-            export.total_first = total
-        export.total_last = total
-        export.pages += 1
-        for item in items:
-            key = item.get("id")
-            if key is not None and key in seen:
-                export.duplicates += 1
-                continue
-            if key is not None:
-                seen.add(key)
-            export.items.append(item)
-        page += 1
-        if progress is not None:
-            progress(len(export.items), total)
-        if len(items) < page_size or page * page_size >= total:
-            return export
+        def fetch(page: int, criteria: dict[str, Any] = criteria) -> tuple[list[Any], int]:
+            export.calls += 1
+            return client.list_messages(criteria, page, page_size, sort, with_number_info=True)
+
+        page = 0
+        while True:
+            items, total = call_read(partial(fetch, page), limiter=limiter, policy=policy)
+            if page == 0:
+                export.total_first = counted_first + total
+            export.total_last = counted_last + total
+            export.pages += 1
+            for item in items:
+                key = item.get("id")
+                if key is not None and key in seen:
+                    export.duplicates += 1
+                    continue
+                if key is not None:
+                    seen.add(key)
+                export.items.append(item)
+            page += 1
+            if progress is not None:
+                progress(len(export.items), export.total_last)
+            if len(items) < page_size or page * page_size >= total:
+                break
+        counted_first, counted_last = export.total_first, export.total_last
+    if len(calls) > 1 and sort:
+        field_name, direction = next(iter(sort.items()))
+        export.items.sort(
+            key=lambda item: _merge_key(item.get(field_name)), reverse=direction == "DESC"
+        )
+    return export
+
+
+def _merge_key(value: Any) -> tuple[int, Any]:
+    """Sort key for merged rows: numbers by value, the rest as text, missing values first."""
+    if value is None or value == "":
+        return (0, "")
+    if isinstance(value, int | Decimal):
+        return (1, value)
+    return (2, str(value))
 
 
 def export_frame(items: list[dict[str, Any]]) -> pd.DataFrame:

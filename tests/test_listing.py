@@ -11,6 +11,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+from mobizon_batch import errors
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
@@ -90,9 +91,64 @@ def test_filters_become_criteria_and_the_api_filters(
     assert len(numbers) == 20 and numbers == sorted(numbers, reverse=True)
 
 
-def test_several_statuses_and_campaigns_are_sent_as_lists() -> None:
-    criteria = ListFilter(statuses=("DELIVRD", "UNDELIV"), campaign_ids=(1, 2)).criteria()
-    assert criteria == {"status": ["DELIVRD", "UNDELIV"], "campaignIds": [1, 2]}
+def test_several_statuses_take_one_call_each_campaigns_go_as_a_list() -> None:
+    # criteria[status] is one value in the docs; campaignIds is documented as an array.
+    filters = ListFilter(statuses=("DELIVRD", "UNDELIV", "DELIVRD", "NEW"), campaign_ids=(1, 2))
+    assert filters.calls() == [  # each once, in the order a message lives
+        {"status": "NEW", "campaignIds": [1, 2]},
+        {"status": "DELIVRD", "campaignIds": [1, 2]},
+        {"status": "UNDELIV", "campaignIds": [1, 2]},
+    ]
+    with pytest.raises(ValueError, match="one call each"):
+        filters.criteria()
+
+
+def test_two_statuses_make_two_list_calls_merged_into_one_export(
+    emu: MobizonEmulator, api: MobizonClient, clock: FakeClock
+) -> None:
+    early = send_many(api, 150)  # final after an hour
+    clock.now += 3600
+    late = send_many(api, 7, prefix="7705")  # still NEW
+    final = {m.id: emu.status_of(m)["status"] for m in emu.messages()}
+    delivered = [i for i in early if final[i] == "DELIVRD"]
+    emu.reset_calls()
+
+    export = export_messages(
+        api, ListFilter(statuses=("NEW", "DELIVRD")), sort={"campaignId": "ASC"}, policy=INSTANT
+    )
+
+    calls = emu.calls(LIST_CALL)
+    assert 100 < len(delivered) < 150  # so DELIVRD takes two pages
+    assert [c.params["criteria"] for c in calls] == [
+        {"status": "NEW"},
+        {"status": "DELIVRD"},
+        {"status": "DELIVRD"},
+    ]
+    assert all(c.code == 0 for c in calls)
+    assert [item["id"] for item in export.items] == sorted(delivered + late)
+    assert (export.total_first, export.total_last) == (len(delivered) + 7, len(delivered) + 7)
+    assert not export.changed and export.pages == 3
+
+
+def test_an_item_listed_under_two_statuses_is_written_once(
+    emu: MobizonEmulator, api: MobizonClient, clock: FakeClock
+) -> None:
+    (first,) = send_many(api, 1)
+    final = emu.messages()[0].final_status
+
+    def moves_on(rows: int, total: int) -> None:
+        clock.now += 3600  # between the two calls, NEW becomes final
+
+    export = export_messages(api, ListFilter(statuses=("NEW", final)), progress=moves_on)
+    assert [item["id"] for item in export.items] == [first]
+    assert export.duplicates == 1 and export.changed
+
+
+def test_the_emulator_refuses_a_status_array(emu: MobizonEmulator, api: MobizonClient) -> None:
+    send_many(api, 1)
+    with pytest.raises(errors.ValidationError) as caught:
+        api.list_messages({"status": ["NEW", "DELIVRD"]})
+    assert caught.value.code == 1 and "criteria[status]" in str(caught.value.details)
 
 
 def test_too_many_campaign_ids_or_a_backwards_range_is_refused() -> None:
@@ -231,6 +287,8 @@ def test_list_command_exports_every_page_to_csv(
 def test_list_command_to_xlsx_with_filters(
     api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Statuses stand still: listing four statuses takes four calls, one after the other.
+    api_env.configure(status_step=3600.0)
     with MobizonClient(TEST_KEY, api_env.url) as client:
         send_many(client, 5)
     out = tmp_path / "export.xlsx"
@@ -251,9 +309,15 @@ def test_list_command_to_xlsx_with_filters(
         "-q",
     ]
     assert main(argv) == 0
-    criteria = api_env.calls(LIST_CALL)[0].params["criteria"]
-    assert criteria["status"] == {"0": "NEW", "1": "ENQUEUD", "2": "ACCEPTD", "3": "DELIVRD"}
-    assert criteria["campaignCreateTsTo"] == "2099-01-01 23:59:59"
+    calls = api_env.calls(LIST_CALL)
+    assert [c.params["criteria"]["status"] for c in calls] == [
+        "NEW",
+        "ENQUEUD",
+        "ACCEPTD",
+        "DELIVRD",
+    ]
+    assert all(c.code == 0 for c in calls)
+    assert all(c.params["criteria"]["campaignCreateTsTo"] == "2099-01-01 23:59:59" for c in calls)
     sheet = openpyxl.load_workbook(out).worksheets[0]
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:4] == ("message_id", "campaign_id", "from", "recipient")

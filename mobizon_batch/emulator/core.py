@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from datetime import tzinfo
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from mobizon_batch.emulator import message_api
 from mobizon_batch.emulator.model import (
@@ -107,6 +109,12 @@ class MobizonEmulator:
         self.stop()
 
     @property
+    def zone(self) -> tzinfo | None:
+        """The account's time zone (``timezone`` knob); None: this machine's."""
+        name = self.config.timezone
+        return ZoneInfo(name) if name else None
+
+    @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the emulator is not running")
@@ -169,7 +177,7 @@ class MobizonEmulator:
 
     def status_of(self, message: EmulatedMessage, now: float | None = None) -> dict[str, Any]:
         """Status fields of ``message`` at ``now`` (default: the clock)."""
-        return status_at(message, self.clock() if now is None else now)
+        return status_at(message, self.clock() if now is None else now, self.zone)
 
     # -------------------------------------------------------------- serving
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from datetime import tzinfo
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,7 @@ def send_sms_message(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
         errors["mclass"] = "mclass must be 0 or 1"
     deferred_to: float | None = None
     if extra.get("deferredToTs"):
-        deferred_to = parse_ts(str(extra["deferredToTs"]))
+        deferred_to = parse_ts(str(extra["deferredToTs"]), emu.zone)
         if deferred_to is None:
             errors["deferredToTs"] = "deferredToTs must be YYYY-MM-DD HH:MM:SS"
         elif not now + 3600 <= deferred_to <= now + 14 * 86400:
@@ -92,11 +93,16 @@ def get_sms_status(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     now = emu.clock()
     with emu.lock:
         found = [emu.state.by_id[i] for i in ids if i in emu.state.by_id]
-    return Answer(0, [status_at(m, now) for m in found])
+    zone = emu.zone
+    return Answer(0, [status_at(m, now, zone) for m in found])
 
 
 def list_messages(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     criteria = as_dict(params.get("criteria"))
+    if isinstance(criteria.get("status"), dict | list):
+        # The docs type criteria[status] as one value; the live service may
+        # refuse or ignore an array, and ignoring it would list every status.
+        return Answer(1, {"criteria[status]": "Status must be a single value"}, "Validation failed")
     pagination = as_dict(params.get("pagination"))
     page_size = optional_int(pagination.get("pageSize", 25))
     page = optional_int(pagination.get("currentPage", 0))
@@ -107,15 +113,15 @@ def list_messages(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     attribute = LIST_SORT_FIELDS.get(str(sort_field).lower())
     if attribute is None:
         return Answer(1, {"sort": f"Unknown sort field {sort_field}"}, "Validation failed")
-    now = emu.clock()
+    now, zone = emu.clock(), emu.zone
     with emu.lock:
-        messages = [m for m in emu.state.messages if _matches(m, criteria, now)]
+        messages = [m for m in emu.state.messages if _matches(m, criteria, now, zone)]
     messages.sort(
-        key=lambda m: _sort_value(m, attribute, now),
+        key=lambda m: _sort_value(m, attribute, now, zone),
         reverse=str(direction).upper() == "DESC",
     )
     chunk = messages[page * page_size : (page + 1) * page_size]
-    items = [_list_item(m, now, emu.config.price_per_segment) for m in chunk]
+    items = [_list_item(m, now, emu.config.price_per_segment, zone) for m in chunk]
     return Answer(0, {"items": items, "totalItemCount": str(len(messages))})
 
 
@@ -125,8 +131,10 @@ def get_own_balance(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     return Answer(0, {"balance": f"{balance:.4f}", "currency": emu.config.currency})
 
 
-def _list_item(message: EmulatedMessage, now: float, price: Decimal) -> dict[str, Any]:
-    status = status_at(message, now)
+def _list_item(
+    message: EmulatedMessage, now: float, price: Decimal, zone: tzinfo | None
+) -> dict[str, Any]:
+    status = status_at(message, now, zone)
     country, operator = _number_info(message.to)
     return {
         "id": str(message.id),
@@ -146,18 +154,22 @@ def _list_item(message: EmulatedMessage, now: float, price: Decimal) -> dict[str
     }
 
 
-def _sort_value(message: EmulatedMessage, attribute: str, now: float) -> tuple[int, Any]:
+def _sort_value(
+    message: EmulatedMessage, attribute: str, now: float, zone: tzinfo | None
+) -> tuple[int, Any]:
     if attribute in ("status", "start_send_ts", "status_update_ts"):
         field_name = {
             "status": "status",
             "start_send_ts": "startSendTs",
             "status_update_ts": "statusUpdateTs",
         }[attribute]
-        return sort_key(status_at(message, now)[field_name] or "")
+        return sort_key(status_at(message, now, zone)[field_name] or "")
     return sort_key(getattr(message, attribute))
 
 
-def _matches(message: EmulatedMessage, criteria: Mapping[str, Any], now: float) -> bool:
+def _matches(
+    message: EmulatedMessage, criteria: Mapping[str, Any], now: float, zone: tzinfo | None
+) -> bool:
     """Message/List criteria: ``to`` is a substring match, the others exact."""
     for name, value in criteria.items():
         if value in (None, ""):
@@ -173,13 +185,11 @@ def _matches(message: EmulatedMessage, criteria: Mapping[str, Any], now: float) 
             str(s) for s in as_list(value)
         }:
             return False
-        if key == "campaigncreatetsfrom" and format_ts(message.created) < str(value):
+        if key == "campaigncreatetsfrom" and format_ts(message.created, zone) < str(value):
             return False
-        if key == "campaigncreatetsto" and format_ts(message.created) > str(value):
+        if key == "campaigncreatetsto" and format_ts(message.created, zone) > str(value):
             return False
-        if key == "status" and status_at(message, now)["status"] not in {
-            str(s) for s in as_list(value)
-        }:
+        if key == "status" and status_at(message, now, zone)["status"] != str(value):
             return False
     return True
 

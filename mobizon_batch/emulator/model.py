@@ -4,7 +4,7 @@ small parsing helpers every API module of it shares."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any, overload
 
@@ -56,6 +56,9 @@ class EmulatorConfig:
     the connection without answering — the ambiguous case; ``fault_999_after``
     does the work and then answers code 999 (general service error), the
     ambiguous case with an envelope.
+    ``timezone`` is the account's zone (an IANA name): the timestamps it
+    writes and the ``deferredToTs`` it checks are in that zone's local time,
+    as on the live service; None means this machine's local time.
     """
 
     api_key: str | None = "test-key"
@@ -74,6 +77,7 @@ class EmulatorConfig:
     price_per_segment: Decimal = Decimal("9.50")
     wrong_domain: str | None = None
     seed: int = 0
+    timezone: str | None = None
 
 
 @dataclass
@@ -129,8 +133,11 @@ class State:
     next_campaign_id: int = 7_300_001
 
 
-def status_at(message: EmulatedMessage, now: float) -> dict[str, Any]:
-    """GetSMSStatus fields for ``message`` at time ``now`` (all as strings or null)."""
+def status_at(message: EmulatedMessage, now: float, zone: tzinfo | None = None) -> dict[str, Any]:
+    """GetSMSStatus fields for ``message`` at time ``now`` (all as strings or null).
+
+    Times are written in ``zone`` (the account's), this machine's when None.
+    """
     start = message.deferred_to or message.created
     steps = list(NON_FINAL_STEPS) + (["PDLIVRD"] if len(message.step_seconds) > 3 else [])
     status, changed = steps[0], None
@@ -146,28 +153,31 @@ def status_at(message: EmulatedMessage, now: float) -> dict[str, Any]:
         "id": str(message.id),
         "status": status,
         "segNum": str(message.seg_num),
-        "startSendTs": format_ts(started),
-        "statusUpdateTs": format_ts(changed),
+        "startSendTs": format_ts(started, zone),
+        "statusUpdateTs": format_ts(changed, zone),
     }
 
 
 @overload
-def format_ts(moment: float) -> str: ...
+def format_ts(moment: float, zone: tzinfo | None = None) -> str: ...
 @overload
-def format_ts(moment: None) -> None: ...
+def format_ts(moment: None, zone: tzinfo | None = None) -> None: ...
 @overload
-def format_ts(moment: float | None) -> str | None: ...
-def format_ts(moment: float | None) -> str | None:
+def format_ts(moment: float | None, zone: tzinfo | None = None) -> str | None: ...
+def format_ts(moment: float | None, zone: tzinfo | None = None) -> str | None:
+    """Epoch seconds as the API writes them, in ``zone`` (this machine's when None)."""
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment).strftime(TIMESTAMP_FORMAT)
+    return datetime.fromtimestamp(moment, zone).strftime(TIMESTAMP_FORMAT)
 
 
-def parse_ts(text: str) -> float | None:
+def parse_ts(text: str, zone: tzinfo | None = None) -> float | None:
+    """The API's ``YYYY-MM-DD HH:MM:SS`` read in ``zone`` (this machine's when None)."""
     try:
-        return datetime.strptime(text.strip(), TIMESTAMP_FORMAT).timestamp()
+        moment = datetime.strptime(text.strip(), TIMESTAMP_FORMAT)
     except ValueError:
         return None
+    return (moment.replace(tzinfo=zone) if zone is not None else moment).timestamp()
 
 
 def optional_int(value: Any) -> int | None:

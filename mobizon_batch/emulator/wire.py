@@ -1,4 +1,11 @@
-"""The emulator's HTTP side: PHP-style form parsing and the threaded server."""
+"""The emulator's HTTP side: request parsing (PHP-style forms, JSON) and the threaded server.
+
+Our client posts forms, the documented format; public Node and Python clients
+post JSON objects, which the live service evidently accepts too.  Both are
+read here into the same shape (nested dicts of strings), so the API modules
+never know which one came in, and any Mobizon client can be tested against
+the emulator.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +52,47 @@ def parse_php_form(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
     return result
 
 
+def parse_json_body(text: str) -> dict[str, Any]:
+    """A JSON object body as a form would have given it: nulls left out, scalars as text.
+
+    ``null`` is how JSON clients say "not given" (``"from": null``); numbers
+    and booleans become the strings a form carries (``true`` → ``"1"``).  A
+    body that is not a JSON object gives no parameters, so the method answers
+    with its usual "missing" errors.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return {}
+    return _form_values(document) if isinstance(document, dict) else {}
+
+
+def _form_values(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _form_values(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_form_values(v) for v in value if v is not None]
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def request_params(query: str, body: bytes, content_type: str) -> dict[str, Any]:
+    """The parameters of one request: its query string, then its body (form or JSON).
+
+    A body is read as JSON when its Content-Type says so, or when it has
+    none and starts with ``{``; otherwise as a form.
+    """
+    text = body.decode("utf-8", "replace")
+    query_pairs = parse_qsl(query, keep_blank_values=True)
+    kind = content_type.split(";")[0].strip().lower()
+    if kind.endswith("json") or (not kind and text.lstrip().startswith("{")):
+        params = parse_php_form(query_pairs)
+        params.update(parse_json_body(text))
+        return params
+    return parse_php_form(query_pairs + parse_qsl(text, keep_blank_values=True))
+
+
 class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     # Keep-alive connections sit idle in their threads; never wait for them on stop.
@@ -80,9 +128,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._serve(self.rfile.read(length) if length > 0 else b"")
 
     def _serve(self, body: bytes) -> None:
-        query = parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
-        form = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
-        params = parse_php_form(query + form)
+        content_type = self.headers.get("Content-Type") or ""
+        params = request_params(urlsplit(self.path).query, body, content_type)
         fault, answer = self.server.emulator.handle(self.path, params)
         if fault == "503":
             self._write(

@@ -71,7 +71,7 @@ def export_list(options: ExportOptions, observer: Observer | None = None) -> Lis
     """Export every page of the message list that matches the filters to a file."""
     observer = observer or Observer()
     check_output_path(options.output)
-    options.filters.criteria()  # refuse bad filters before any call
+    options.filters.calls()  # refuse bad filters before any call
     with client_for(options.api) as client:
         export = export_messages(
             client,
