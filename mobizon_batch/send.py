@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from mobizon_batch.accountclock import AccountClock
 from mobizon_batch.client import MobizonClient, SendReceipt, to_datetime
 from mobizon_batch.errors import (
     AnswerLost,
@@ -94,20 +95,29 @@ class SendOptions:
     unreachable_after: int = 20
 
 
-def check_deferred_to(text: str, now: datetime | None = None) -> datetime:
-    """Parse ``--deferred-to`` and insist it is 1 hour to 14 days ahead (else ConfigError)."""
+def check_deferred_to(
+    text: str, now: datetime | None = None, clock: AccountClock | None = None
+) -> datetime:
+    """Parse ``--deferred-to`` and insist it is 1 hour to 14 days ahead (else ConfigError).
+
+    "Ahead" on the account's clock (``clock``), which Mobizon applies; ``now``
+    (its wall time, naive) overrides it; with neither, this machine's clock.
+    """
     try:
         moment = datetime.strptime(text.strip(), TIMESTAMP_FORMAT)
     except ValueError:
         raise ConfigError(
             f"--deferred-to {text!r} is not a time: write it as YYYY-MM-DD HH:MM:SS"
         ) from None
-    current = now or datetime.now()
+    current = now or (clock.now() if clock is not None else datetime.now())
     # A minute of margin: the request takes a moment to reach the API.
     if not current + DEFERRED_MIN + timedelta(minutes=1) <= moment <= current + DEFERRED_MAX:
+        where = f" in the account's time zone, {clock.describe()}" if clock is not None else ""
         raise ConfigError(
-            f"--deferred-to {text} must be between 1 hour and 14 days from now "
-            f"(Mobizon refuses other times)"
+            f"--deferred-to {text} must be between 1 hour and 14 days from now{where}; "
+            f"it is {current:%Y-%m-%d %H:%M} {'there' if clock is not None else 'here'} now "
+            f"(Mobizon refuses other times"
+            + ("; give --timezone if that zone is wrong)" if clock is not None else ")")
         )
     return moment
 

@@ -1,0 +1,240 @@
+"""The account's clock: the time zone Mobizon reads and writes our times in.
+
+Why a module of its own: Mobizon keeps every time (``params[deferredToTs]``,
+``startSendTs``, the ``criteria[...Ts...]`` of Message/List) as a bare
+``YYYY-MM-DD HH:MM:SS`` in the *account's* local time, which need not be this
+machine's.  A UTC server sending for a UTC+5 account would check
+``--deferred-to`` against the wrong "now": the API would then refuse every row
+(or we would refuse a valid time).  So the zone is decided once, here, in this
+order:
+
+1. ``--timezone`` (the user knows best);
+2. the API domain's country (``api.mobizon.kz`` → Asia/Almaty, ...);
+3. this machine's zone (right for the local emulator, a guess otherwise).
+
+The API's own timestamps then check the guess: the account's clock cannot be
+behind a time the service has already written, so the newest timestamp minus
+UTC now is the least offset the account can have (``offset_floor``).  A guess
+below that floor is wrong and is replaced by the floor, rounded up to the
+quarter hour.  The floor only ever corrects a guess upwards: an old timestamp
+says nothing about how far ahead the clock is.  ``offset_from_fresh`` is for
+callers that hold a timestamp written moments ago (a message just accepted),
+which gives the offset itself.
+
+Nothing here may stop a send: learning from the API is best effort, and
+``newest_timestamps`` gives up quietly on any failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mobizon_batch.errors import ConfigError, MobizonBatchError
+
+log = logging.getLogger(__name__)
+
+#: API domain → the zone of the country whose accounts it serves.  Not in the
+#: docs (they list the domains, not zones): our reading.  ``api.mobizon.gmbh``
+#: is the international domain (the official PHP SDK's examples use it for
+#: Brazilian numbers too) and ``api.mobizon.com`` is deprecated: neither
+#: names a country, so neither guesses a zone.
+DOMAIN_ZONES: Mapping[str, str] = {
+    "mobizon.kz": "Asia/Almaty",
+    "mobizon.uz": "Asia/Tashkent",
+    "mobizon.ua": "Europe/Kyiv",
+    "mobizon.com.br": "America/Sao_Paulo",
+}
+QUARTER_HOUR = timedelta(minutes=15)
+#: How far a timestamp may run ahead of our clock before it says anything:
+#: the two clocks need not agree to the second.
+CLOCK_SLACK = timedelta(minutes=2)
+_OFFSET = re.compile(r"(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AccountClock:
+    """A zone and why it was chosen (said to the user next to any time we check)."""
+
+    zone: tzinfo
+    source: str
+
+    def now(self, utc_now: datetime | None = None) -> datetime:
+        """The account's wall-clock time now, naive, as the API writes times."""
+        moment = utc_now or datetime.now(UTC)
+        return moment.astimezone(self.zone).replace(tzinfo=None)
+
+    def offset(self, utc_now: datetime | None = None) -> timedelta:
+        return self.now(utc_now) - (utc_now or datetime.now(UTC)).replace(tzinfo=None)
+
+    def describe(self, utc_now: datetime | None = None) -> str:
+        """``Asia/Almaty (UTC+05:00, from the API domain .kz)``."""
+        name = str(self.zone)
+        offset = format_offset(self.offset(utc_now))
+        if name.upper().startswith(("UTC", "GMT")):
+            return f"{offset} ({self.source})"
+        return f"{name} ({offset}, {self.source})"
+
+
+class ListSource(Protocol):
+    """What ``newest_timestamps`` needs of a client: ``MobizonClient`` is one."""
+
+    def list_messages(
+        self,
+        criteria: Mapping[str, Any] | None = None,
+        page: int = 0,
+        page_size: int = 100,
+        sort: Mapping[str, str] | None = None,
+        *,
+        with_number_info: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+
+# ------------------------------------------------------------------ zones
+
+
+def parse_zone(text: str) -> tzinfo:
+    """``--timezone``: a zone name (``Asia/Almaty``), UTC, or an offset (``+05:00``, ``UTC-3``)."""
+    value = text.strip()
+    if value.upper() in ("UTC", "GMT", "Z"):
+        return UTC
+    match = _OFFSET.fullmatch(value)
+    if match:
+        sign, hours, minutes = match.groups()
+        delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
+        if delta > timedelta(hours=14) or (minutes and int(minutes) >= 60):
+            raise ConfigError(f"--timezone {text!r} is not a UTC offset (-12:00 to +14:00)")
+        return timezone(-delta if sign == "-" else delta)
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--timezone {text!r} is not a time zone: give a name such as Asia/Almaty "
+            f"or an offset such as +05:00"
+        ) from None
+
+
+def zone_for_url(api_url: str) -> tuple[str, str] | None:
+    """``(zone name, domain suffix)`` for a Mobizon API domain of one country, else None."""
+    host = urlsplit(api_url if "://" in api_url else f"https://{api_url}").hostname or ""
+    for domain, zone in DOMAIN_ZONES.items():
+        if host == domain or host.endswith("." + domain):
+            return zone, domain.removeprefix("mobizon")
+    return None
+
+
+def format_offset(offset: timedelta) -> str:
+    """``UTC+05:00``, ``UTC-03:00``."""
+    minutes = round(offset.total_seconds() / 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+# ------------------------------------------------------- learning offsets
+
+
+def offset_floor(timestamps: Iterable[datetime | None], utc_now: datetime) -> timedelta | None:
+    """The least offset the account's clock can have, given times the API wrote.
+
+    The service cannot have written a time its clock has not reached yet, so
+    ``newest - UTC now`` (less a little slack) is a lower bound.  None when
+    there are no timestamps.
+    """
+    known = [t for t in timestamps if t is not None]
+    if not known:
+        return None
+    return max(known) - utc_now.replace(tzinfo=None) - CLOCK_SLACK
+
+
+def offset_from_fresh(local: datetime, utc_at: datetime) -> timedelta:
+    """The offset itself, from a time the API wrote at about ``utc_at`` (a send just accepted).
+
+    Rounded to the quarter hour: every zone in use is a whole number of them
+    away from UTC, and the rounding absorbs the seconds between the two clocks.
+    """
+    raw = local - utc_at.replace(tzinfo=None)
+    return QUARTER_HOUR * round(raw / QUARTER_HOUR)
+
+
+def newest_timestamps(source: ListSource) -> list[datetime]:
+    """The times on the account's most recently updated messages: one Message/List call.
+
+    Best effort: any failure (no messages, no access, the network) gives no
+    timestamps, and the zone is decided without them.
+    """
+    try:
+        items, _total = source.list_messages(page=0, page_size=25, sort={"statusUpdateTs": "DESC"})
+    except MobizonBatchError as exc:
+        log.debug("could not read the account's recent messages for its clock: %s", exc)
+        return []
+    found: list[datetime] = []
+    for item in items:
+        for name in ("startSendTs", "statusUpdateTs"):
+            moment = _parse(item.get(name))
+            if moment is not None:
+                found.append(moment)
+    return found
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value.strip() or value.startswith("0000"):
+        return None
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+# ----------------------------------------------------------------- decide
+
+
+def resolve_account_clock(
+    api_url: str,
+    override: str | None = None,
+    timestamps: Iterable[datetime | None] = (),
+    *,
+    utc_now: datetime | None = None,
+    machine_zone: tzinfo | None = None,
+) -> AccountClock:
+    """The account's clock: ``override``, else the domain's zone, else this machine's.
+
+    The API's ``timestamps`` correct a domain or machine guess that they prove
+    too far west (see the module's docstring); an override is taken as given.
+    """
+    now = utc_now or datetime.now(UTC)
+    if override is not None and override.strip():
+        return AccountClock(parse_zone(override), "from --timezone")
+    by_domain = zone_for_url(api_url)
+    if by_domain is not None:
+        guess = AccountClock(ZoneInfo(by_domain[0]), f"from the API domain {by_domain[1]}")
+    else:
+        local = machine_zone or datetime.now().astimezone().tzinfo or UTC
+        guess = AccountClock(local, "this machine's zone")
+    floor = offset_floor(timestamps, now)
+    if floor is None or guess.offset(now) >= floor:
+        return guess
+    learned = QUARTER_HOUR * -(-floor // QUARTER_HOUR)  # rounded up to the quarter hour
+    return AccountClock(
+        timezone(learned),
+        f"learned from the API's newest timestamps; {guess.source} would be "
+        f"{format_offset(guess.offset(now))}, behind them",
+    )
+
+
+__all__ = [
+    "DOMAIN_ZONES",
+    "AccountClock",
+    "format_offset",
+    "newest_timestamps",
+    "offset_floor",
+    "offset_from_fresh",
+    "parse_zone",
+    "resolve_account_clock",
+    "zone_for_url",
+]
