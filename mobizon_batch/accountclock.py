@@ -36,6 +36,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mobizon_batch.client import to_datetime
 from mobizon_batch.errors import ConfigError, MobizonBatchError
 
 log = logging.getLogger(__name__)
@@ -176,19 +177,10 @@ def newest_timestamps(source: ListSource) -> list[datetime]:
     found: list[datetime] = []
     for item in items:
         for name in ("startSendTs", "statusUpdateTs"):
-            moment = _parse(item.get(name))
+            moment = to_datetime(item.get(name))
             if moment is not None:
                 found.append(moment)
     return found
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip() or value.startswith("0000"):
-        return None
-    try:
-        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M:%S")
-    except ValueError:
-        return None
 
 
 # ----------------------------------------------------------------- decide

@@ -30,7 +30,7 @@ from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.retries import ReadPolicy, call_read
-from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
+from mobizon_batch.vocabulary import TIMESTAMP_FORMAT, SmsStatus
 
 LIST_PAGE_SIZE = 100
 #: Message/List allows at most this many campaign ids in ``criteria[campaignIds]``.
@@ -156,7 +156,7 @@ class ListFilter:
 
 
 #: Message statuses in the order a message passes through them.
-_LIFECYCLE = ("NEW", "ENQUEUD", "ACCEPTD", "PDLIVRD")
+_LIFECYCLE = (SmsStatus.NEW, SmsStatus.ENQUEUD, SmsStatus.ACCEPTD, SmsStatus.PDLIVRD)
 
 
 def parse_sort(text: str) -> dict[str, str]:

@@ -8,7 +8,8 @@ from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any, overload
 
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
+
 NON_FINAL_STEPS = ("NEW", "ENQUEUD", "ACCEPTD")
 FINAL_WEIGHTS = (("DELIVRD", 86), ("UNDELIV", 6), ("EXPIRED", 4), ("REJECTD", 4))
 # The sort fields Message/List documents (not "id"): a client must not rely on others.
