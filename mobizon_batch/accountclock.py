@@ -97,6 +97,13 @@ class ListSource(Protocol):
     ) -> tuple[list[dict[str, Any]], int]: ...
 
 
+class ClockSource(ListSource, Protocol):
+    """A client that can also say which API it talks to: ``MobizonClient`` is one."""
+
+    @property
+    def api_url(self) -> str: ...
+
+
 # ------------------------------------------------------------------ zones
 
 
@@ -219,9 +226,21 @@ def resolve_account_clock(
     )
 
 
+def account_clock(client: ClockSource, override: str | None = None) -> AccountClock:
+    """The account's clock for ``client``: one Message/List call, none with an override.
+
+    Costs at most one read, which may fail without consequence (see
+    ``newest_timestamps``): call it only when a time is to be checked.
+    """
+    timestamps = [] if override and override.strip() else newest_timestamps(client)
+    return resolve_account_clock(client.api_url, override, timestamps)
+
+
 __all__ = [
     "DOMAIN_ZONES",
     "AccountClock",
+    "ClockSource",
+    "account_clock",
     "format_offset",
     "newest_timestamps",
     "offset_floor",

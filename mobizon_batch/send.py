@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -100,8 +100,11 @@ def check_deferred_to(
 ) -> datetime:
     """Parse ``--deferred-to`` and insist it is 1 hour to 14 days ahead (else ConfigError).
 
-    "Ahead" on the account's clock (``clock``), which Mobizon applies; ``now``
-    (its wall time, naive) overrides it; with neither, this machine's clock.
+    "Ahead" on the account's clock (``clock``), which is what Mobizon applies;
+    ``now`` (that clock's wall time, naive) may be given instead.  With
+    neither, the account's zone is not known yet: only a time that no zone
+    (UTC-12 to UTC+14) could accept is refused, so a typo stops before any
+    call and the exact check follows once the zone is known.
     """
     try:
         moment = datetime.strptime(text.strip(), TIMESTAMP_FORMAT)
@@ -109,13 +112,19 @@ def check_deferred_to(
         raise ConfigError(
             f"--deferred-to {text!r} is not a time: write it as YYYY-MM-DD HH:MM:SS"
         ) from None
-    current = now or (clock.now() if clock is not None else datetime.now())
+    if now is not None:
+        earliest = latest = now
+    elif clock is not None:
+        earliest = latest = clock.now()
+    else:
+        utc = datetime.now(UTC).replace(tzinfo=None)
+        earliest, latest = utc - timedelta(hours=12), utc + timedelta(hours=14)
     # A minute of margin: the request takes a moment to reach the API.
-    if not current + DEFERRED_MIN + timedelta(minutes=1) <= moment <= current + DEFERRED_MAX:
+    if not earliest + DEFERRED_MIN + timedelta(minutes=1) <= moment <= latest + DEFERRED_MAX:
         where = f" in the account's time zone, {clock.describe()}" if clock is not None else ""
+        there = f"; it is {earliest:%Y-%m-%d %H:%M} there now" if clock is not None else ""
         raise ConfigError(
-            f"--deferred-to {text} must be between 1 hour and 14 days from now{where}; "
-            f"it is {current:%Y-%m-%d %H:%M} {'there' if clock is not None else 'here'} now "
+            f"--deferred-to {text} must be between 1 hour and 14 days from now{where}{there} "
             f"(Mobizon refuses other times"
             + ("; give --timezone if that zone is wrong)" if clock is not None else ")")
         )

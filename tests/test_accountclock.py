@@ -152,3 +152,16 @@ def test_deferred_to_is_checked_on_the_account_clock() -> None:
     assert "in the account's time zone, Asia/Tashkent (UTC+05:00, from --timezone)" in str(
         caught.value
     )
+
+
+def test_without_a_zone_only_times_no_zone_could_accept_are_refused() -> None:
+    utc = datetime.now(UTC).replace(tzinfo=None)
+
+    def text(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+    for fine in (utc - timedelta(hours=10), utc + timedelta(days=14, hours=13)):
+        assert check_deferred_to(text(fine)) == fine.replace(microsecond=0)
+    for impossible in (utc - timedelta(hours=11, minutes=30), utc + timedelta(days=14, hours=15)):
+        with pytest.raises(ConfigError, match="between 1 hour and 14 days"):
+            check_deferred_to(text(impossible))
