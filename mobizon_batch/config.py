@@ -88,8 +88,18 @@ def api_settings(
             f"no API key: set {ENV_API_KEY} to the key from the Mobizon panel "
             f"(Settings → API), or run 'mobizon-batch demo' to try the tool offline"
         )
+    return ApiSettings(api_key=key, api_url=api_url_setting(url_flag, job_url, env))
+
+
+def api_url_setting(
+    url_flag: str | None = None,
+    job_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The API URL alone, by the same precedence (a dry run needs it, but no key)."""
+    env = os.environ if environ is None else environ
     url = first_given(url_flag, env.get(ENV_API_URL) or None, job_url, default=DEFAULT_API_URL)
-    return ApiSettings(api_key=key, api_url=normalize_api_url(url))
+    return normalize_api_url(url)
 
 
 # ---------------------------------------------------------------- durations

@@ -45,6 +45,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "name": str,
         "validity": int,
         "deferred_to": str,
+        "timezone": str,
         "flash": bool,
         "rate": (int, float),
         "workers": int,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,7 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
+from mobizon_batch.config import DEFAULT_API_URL, api_url_setting
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.emulator.wire import request_params
 from tests.conftest import TEST_KEY
@@ -157,3 +164,57 @@ def test_times_are_written_and_read_in_the_account_zone() -> None:
         (record,) = api.get_sms_status([receipt.message_id])
         assert record.start_send_ts is not None
         assert two_hours_on < record.start_send_ts < two_hours_on + timedelta(minutes=5)
+
+
+# ------------------------------------------------- the emulator command
+
+
+def test_the_emulator_command_serves_another_clients_json_in_the_account_zone() -> None:
+    knobs = ["--api-key", "any", "--status-step", "0", "--timezone", "Asia/Tashkent"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mobizon_batch", "emulator", "--port", "0", *knobs],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TZ": "UTC"},
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
+        query = {"output": "json", "api": "v1", "apiKey": "whatever"}
+        sent = requests.post(
+            f"{url}/service/Message/SendSmsMessage",
+            params=query,
+            json={"recipient": "77012345678", "text": "from another client"},
+            timeout=5,
+        ).json()
+        assert sent["code"] == 0
+        time.sleep(0.05)
+        status = requests.post(
+            f"{url}/service/Message/GetSMSStatus",
+            params=query,
+            json={"ids": [sent["data"]["messageId"]]},
+            timeout=5,
+        ).json()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    written = datetime.strptime(status["data"][0]["statusUpdateTs"], "%Y-%m-%d %H:%M:%S")
+    tashkent_now = datetime.now(ZoneInfo("Asia/Tashkent")).replace(tzinfo=None)
+    assert abs(written - tashkent_now) < timedelta(minutes=1)
+
+
+def test_the_emulator_command_refuses_a_zone_it_does_not_know(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["emulator", "--port", "0", "--timezone", "Mars/Olympus"]) == 2
+    err = capsys.readouterr().err
+    assert "--timezone 'Mars/Olympus' is not a time zone name" in err and "Traceback" not in err
+
+
+def test_the_api_url_is_known_without_a_key() -> None:
+    assert api_url_setting(environ={}) == DEFAULT_API_URL
+    assert api_url_setting(environ={"MOBIZON_API_URL": "api.mobizon.uz"}) == (
+        "https://api.mobizon.uz"
+    )
+    assert api_url_setting("http://127.0.0.1:9", environ={}) == "http://127.0.0.1:9"

@@ -143,6 +143,7 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             ("--name", send.name),
             ("--validity", send.validity),
             ("--deferred-to", options.deferred_to),
+            ("--timezone", options.timezone),
             ("--journal", options.journal),
         ]
         argv += [part for flag, value in flags if value is not None for part in (flag, str(value))]

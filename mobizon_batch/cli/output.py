@@ -112,6 +112,12 @@ class TerminalObserver(JobObserver):
             f"To send: {ready.to_do:,} rows"
             + (f" ({ready.already_sent:,} already sent)" if ready.already_sent else ""),
         )
+        if ready.deferred_to is not None:
+            say(
+                self.args,
+                f"Deferred to {ready.deferred_to:%Y-%m-%d %H:%M:%S} on the account's clock: "
+                f"{ready.account_zone}.",
+            )
 
     def write_failed(self, error: Exception) -> None:
         print(f"\nwarning: {error}; sending goes on", file=sys.stderr)

@@ -54,6 +54,13 @@ def add_send(commands: Commands) -> None:
         metavar="'YYYY-MM-DD HH:MM:SS'",
         help="deliver at this time (account time zone), 1 hour to 14 days ahead",
     )
+    message.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="the account's time zone for --deferred-to (Asia/Almaty, +05:00); "
+        "default: the API domain's country, else this machine's, checked against "
+        "the times the API writes",
+    )
     message.add_argument("--flash", action="store_true", help="flash SMS (shown, not stored)")
     pace = parser.add_argument_group("pace and safety")
     pace.add_argument(
@@ -113,6 +120,7 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
             settle_seconds=args.settle,
         ),
         deferred_to=args.deferred_to,
+        timezone=args.timezone,
         journal=args.journal,
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
@@ -129,6 +137,8 @@ def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
     """Print how a send ended and pick its exit code (also a job's send step)."""
     if result.dry_run:
         print(f"dry run: nothing was sent; planned results: {result.planned}")
+        if result.account_zone:
+            say(args, f"--deferred-to was checked on the account's clock: {result.account_zone}.")
     refusal = result.refusal()
     if refusal is not None:
         raise refusal

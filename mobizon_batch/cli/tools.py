@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mobizon_batch.cli.exits import EXIT_OK
 from mobizon_batch.cli.jobs import JobTerminal
@@ -98,6 +99,12 @@ def add_emulator(commands: Commands) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for faults and final statuses")
     parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="the account's time zone (such as Asia/Almaty): the times it writes and the "
+        "deferredToTs it checks (default: this machine's)",
+    )
+    parser.add_argument(
         "--preload",
         type=int,
         default=0,
@@ -119,6 +126,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         status_step=args.status_step,
         moderation=args.moderation,
         seed=args.seed,
+        timezone=_zone_name(args.timezone),
     )
     faults = (config.fault_503, config.fault_drop_before, config.fault_drop_after)
     if sum(faults) + config.fault_999_after > 1.0:
@@ -191,3 +199,16 @@ def run_demo_command(args: argparse.Namespace) -> int:
         last = observer.codes[-1][0]
         print(f"The demo stopped at step '{last}' (exit code {code}).", file=sys.stderr)
     return code
+
+
+def _zone_name(text: str | None) -> str | None:
+    """A zone name the emulator can use (a name, not an offset), else one sentence."""
+    if text is None:
+        return None
+    try:
+        ZoneInfo(text.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--timezone {text!r} is not a time zone name (such as Asia/Almaty)"
+        ) from None
+    return text.strip()

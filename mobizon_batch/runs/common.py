@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -108,6 +109,9 @@ class SendStart:
     host: str
     to_do: int
     already_sent: int
+    #: ``--deferred-to`` as checked, and the account's clock it was checked on
+    deferred_to: datetime | None = None
+    account_zone: str = ""
 
 
 def client_for(api: ApiOptions, *, pool_size: int = 4) -> MobizonClient:

@@ -175,6 +175,7 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
             max_attempts=_checked(job, "max_attempts", checks.at_least_one, defaults_send),
         ),
         deferred_to=send.get("deferred_to"),
+        timezone=send.get("timezone"),
         journal=job.journal,
         retry_failed=send.get("retry_failed", False),
         api=api,

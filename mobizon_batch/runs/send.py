@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
+from mobizon_batch.accountclock import account_clock, parse_zone, resolve_account_clock
+from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError
 from mobizon_batch.journal import Journal, default_journal_path
 from mobizon_batch.prepare import Plan
@@ -40,13 +42,18 @@ from mobizon_batch.vocabulary import SendState
 class SendListOptions(ListOptions):
     """What to send, where the results go, and how.
 
-    ``deferred_to`` is the text ``'YYYY-MM-DD HH:MM:SS'``; it is checked (and
-    replaces ``send.deferred_to``) before the list is read.
+    ``deferred_to`` is the text ``'YYYY-MM-DD HH:MM:SS'`` on the account's
+    clock; it replaces ``send.deferred_to`` once checked in the account's time
+    zone: ``timezone`` if given (``Asia/Almaty``, ``+05:00``), else the API
+    domain's country or this machine's zone, corrected by the API's own
+    timestamps (``accountclock``).  A time no zone could accept is refused
+    before the list is read.
     """
 
     output: str | os.PathLike[str] = "results.csv"
     send: SendOptions = field(default_factory=SendOptions)
     deferred_to: str | None = None
+    timezone: str | None = None
     journal: str | os.PathLike[str] | None = None
     retry_failed: bool = False
     dry_run: bool = False
@@ -71,6 +78,8 @@ class SendListResult:
     dry_run: bool = False
     #: where a dry run wrote the planned results (beside ``results`` if that exists)
     planned: Path | None = None
+    #: the account's clock ``deferred_to`` was checked on (``AccountClock.describe``)
+    account_zone: str = ""
 
     @property
     def balance(self) -> Decimal | None:
@@ -111,12 +120,15 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
     if options.dry_run:
         return _dry_run(options, results, journal_path, observer)
     send = options.send
-    if options.deferred_to is not None:
-        send = _with_deferred(send, options.deferred_to)
+    _check_time_options(options)
     plan = plan_list(options, observer)
     result = SendListResult(plan, results, journal_path)
     with client_for(options.api, pool_size=send.workers) as client:
         balance, currency = fetch_balance(client)  # bad key or domain: stop before any row
+        if options.deferred_to is not None:
+            clock = account_clock(client, options.timezone)
+            send = replace(send, deferred_to=check_deferred_to(options.deferred_to, clock=clock))
+            result.account_zone = clock.describe()
         refuse_orphan_results(results, journal_path)
         with Journal(journal_path) as journal:
             journal.register(plan.entries(), retry_failed=options.retry_failed)
@@ -129,7 +141,15 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             if not to_do and plan.summary.sendable == 0:
                 write_table(send_results(plan, journal), results, delimiter=delimiter)
                 return result
-            result.start = SendStart(balance, currency, client.host, to_do, counts[SendState.SENT])
+            result.start = SendStart(
+                balance,
+                currency,
+                client.host,
+                to_do,
+                counts[SendState.SENT],
+                send.deferred_to,
+                result.account_zone,
+            )
             observer.ready_to_send(result.start)
             statuses = known_statuses(results)  # kept when the file is rewritten
             failures: list[MobizonBatchError] = []
@@ -155,15 +175,25 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
     return result
 
 
-def _with_deferred(send: SendOptions, text: str) -> SendOptions:
-    return replace(send, deferred_to=check_deferred_to(text))
+def _check_time_options(options: SendListOptions) -> None:
+    """A bad --timezone, or a --deferred-to no zone could accept, stops before any work."""
+    if options.timezone is not None:
+        parse_zone(options.timezone)
+    if options.deferred_to is not None:
+        check_deferred_to(options.deferred_to)
 
 
 def _dry_run(
     options: SendListOptions, results: Path, journal_path: Path, observer: Observer
 ) -> SendListResult:
+    _check_time_options(options)
+    zone = ""
     if options.deferred_to is not None:
-        check_deferred_to(options.deferred_to)
+        # No key needed and no call made: the zone given, or the domain's, or this machine's.
+        url = api_url_setting(options.api.api_url, options.api.job_url)
+        clock = resolve_account_clock(url, options.timezone)
+        check_deferred_to(options.deferred_to, clock=clock)
+        zone = clock.describe()
     plan = plan_list(options, observer)
     if journal_path.exists():
         with Journal(journal_path) as journal:
@@ -174,7 +204,9 @@ def _dry_run(
     # message ids and statuses, and a later send must still find them there.
     planned = results if not results.exists() else dry_run_path(results)
     write_table(frame, planned, delimiter=output_delimiter(plan.table))
-    return SendListResult(plan, results, journal_path, dry_run=True, planned=planned)
+    return SendListResult(
+        plan, results, journal_path, dry_run=True, planned=planned, account_zone=zone
+    )
 
 
 def dry_run_path(results_path: Path) -> Path:
