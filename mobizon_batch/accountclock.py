@@ -36,8 +36,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mobizon_batch.client import to_datetime
 from mobizon_batch.errors import ConfigError, MobizonBatchError
+from mobizon_batch.wireformat import to_datetime
 
 log = logging.getLogger(__name__)
 
