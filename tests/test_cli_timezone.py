@@ -210,3 +210,42 @@ def test_a_job_file_gives_the_zone_as_timezone(
     assert isinstance(sent, SendListResult) and sent.summary is not None
     assert sent.summary.counts["sent"] == 3 and len(messages) == 3
     assert sent.account_zone == "Asia/Tashkent (UTC+05:00, from --timezone)"
+
+
+class ShiftedClock:
+    """The real time, moved by ``shift`` seconds (messages created in the past)."""
+
+    def __init__(self) -> None:
+        self.shift = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.shift
+
+
+def test_list_durations_count_back_from_the_account_clock(
+    machine_zone: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    machine_zone("UTC")
+    clock = ShiftedClock()
+    emulator = MobizonEmulator(api_key=TEST_KEY, timezone="Asia/Tashkent", clock=clock)
+    emulator.start()
+    monkeypatch.setenv("MOBIZON_API_KEY", TEST_KEY)
+    monkeypatch.setenv("MOBIZON_API_URL", emulator.url)
+    try:
+        with MobizonClient(TEST_KEY, emulator.url) as client:
+            clock.shift = -3 * 3600
+            client.send_sms("77010000001", "three hours ago")
+            clock.shift = 0
+            client.send_sms("77010000002", "just now")
+        out = tmp_path / "last-hour.csv"
+        argv = ["list", "-o", str(out), "--since", "1h", "--timezone", "Asia/Tashkent", "-q"]
+        assert main(argv) == 0
+    finally:
+        emulator.stop()
+    with open(out, encoding="utf-8-sig", newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    # On the machine's clock "1h ago" would be six hours ago for the account.
+    assert texts == ["just now"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 
+from mobizon_batch.accountclock import resolve_account_clock
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK
 from mobizon_batch.cli.options import (
     Commands,
@@ -15,6 +15,7 @@ from mobizon_batch.cli.options import (
     positive_duration,
 )
 from mobizon_batch.cli.output import TerminalObserver, count_bar, format_duration
+from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import SORT_FIELDS, ListExport, ListFilter, parse_moment, parse_sort
 from mobizon_batch.report import ReportSummary
@@ -140,7 +141,7 @@ def add_list(commands: Commands) -> None:
         help="export sent messages (Message/List) to CSV or XLSX",
         description="Export every page of Mobizon's message list (100 a page) with the "
         "filters given. Times are the account's local time: 2026-11-28, "
-        "'2026-11-28 14:30', or a duration back from now (2h, 1d).",
+        "'2026-11-28 14:30', or a duration back from now on the account's clock (2h, 1d).",
     )
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help=".csv or .xlsx")
     parser.add_argument("--since", metavar="WHEN", help="campaigns created at or after this")
@@ -165,12 +166,20 @@ def add_list(commands: Commands) -> None:
         metavar="FIELD[:desc]",
         help=f"order of the rows: {', '.join(SORT_FIELDS.values())}",
     )
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="the account's time zone, for durations such as --since 2h (Asia/Almaty, "
+        "+05:00); default: the API domain's country, else this machine's",
+    )
     add_read_options(parser)
     parser.set_defaults(handler=run_list)
 
 
 def list_filter(args: argparse.Namespace) -> ListFilter:
-    now = datetime.now()
+    # "2h" means two hours before now on the account's clock, which the API compares with.
+    url = api_url_setting(args.api_url)
+    now = resolve_account_clock(url, args.timezone).now()
     statuses = [s.strip().upper() for given in args.status for s in given.split(",") if s.strip()]
     known = FINAL_STATUSES | NON_FINAL_STATUSES
     for status in statuses:
