@@ -116,12 +116,13 @@ def parse_zone(text: str) -> tzinfo:
     if match:
         sign, hours, minutes = match.groups()
         delta = timedelta(hours=int(hours), minutes=int(minutes or 0))
-        if delta > timedelta(hours=14) or (minutes and int(minutes) >= 60):
+        too_far = timedelta(hours=12 if sign == "-" else 14)
+        if delta > too_far or (minutes and int(minutes) >= 60):
             raise ConfigError(f"--timezone {text!r} is not a UTC offset (-12:00 to +14:00)")
         return timezone(-delta if sign == "-" else delta)
     try:
         return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Asia" is a folder
         raise ConfigError(
             f"--timezone {text!r} is not a time zone: give a name such as Asia/Almaty "
             f"or an offset such as +05:00"

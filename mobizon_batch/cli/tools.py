@@ -207,7 +207,7 @@ def _zone_name(text: str | None) -> str | None:
         return None
     try:
         ZoneInfo(text.strip())
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ConfigError(
             f"--timezone {text!r} is not a time zone name (such as Asia/Almaty)"
         ) from None
