@@ -53,6 +53,8 @@ DOMAIN_ZONES: Mapping[str, str] = {
     "mobizon.com.br": "America/Sao_Paulo",
 }
 QUARTER_HOUR = timedelta(minutes=15)
+#: The furthest any zone is ahead of UTC (Pacific/Kiritimati).
+MAX_OFFSET = timedelta(hours=14)
 #: How far a timestamp may run ahead of our clock before it says anything:
 #: the two clocks need not agree to the second.
 CLOCK_SLACK = timedelta(minutes=2)
@@ -155,10 +157,13 @@ def offset_floor(timestamps: Iterable[datetime | None], utc_now: datetime) -> ti
     ``newest - UTC now`` (less a little slack) is a lower bound.  None when
     there are no timestamps.
     """
-    known = [t for t in timestamps if t is not None]
+    utc = utc_now.replace(tzinfo=None)
+    # No clock runs more than 14 hours ahead of UTC: a later time is not a
+    # clock reading (a schedule, a bad value) and says nothing.
+    known = [t for t in timestamps if t is not None and t - utc <= MAX_OFFSET]
     if not known:
         return None
-    return max(known) - utc_now.replace(tzinfo=None) - CLOCK_SLACK
+    return max(known) - utc - CLOCK_SLACK
 
 
 def offset_from_fresh(local: datetime, utc_at: datetime) -> timedelta:
@@ -172,10 +177,12 @@ def offset_from_fresh(local: datetime, utc_at: datetime) -> timedelta:
 
 
 def newest_timestamps(source: ListSource) -> list[datetime]:
-    """The times on the account's most recently updated messages: one Message/List call.
+    """When the account's most recently updated messages changed: one Message/List call.
 
-    Best effort: any failure (no messages, no access, the network) gives no
-    timestamps, and the zone is decided without them.
+    Only ``statusUpdateTs``, the time the service wrote a change: a
+    ``startSendTs`` may be a scheduled time still ahead.  Best effort: any
+    failure (no messages, no access, the network) gives no timestamps, and the
+    zone is decided without them.
     """
     try:
         items, _total = source.list_messages(page=0, page_size=25, sort={"statusUpdateTs": "DESC"})
@@ -184,10 +191,9 @@ def newest_timestamps(source: ListSource) -> list[datetime]:
         return []
     found: list[datetime] = []
     for item in items:
-        for name in ("startSendTs", "statusUpdateTs"):
-            moment = to_datetime(item.get(name))
-            if moment is not None:
-                found.append(moment)
+        moment = to_datetime(item.get("statusUpdateTs"))
+        if moment is not None:
+            found.append(moment)
     return found
 
 

@@ -111,8 +111,18 @@ def test_timestamps_ahead_of_the_guess_correct_it() -> None:
     assert stale.offset(NOW) == timedelta(0) and stale.source == "this machine's zone"
 
 
+def test_a_scheduled_time_does_not_move_the_clock() -> None:
+    ahead = [datetime(2026, 12, 9, 9, 0), datetime(2026, 11, 29, 20, 30)]  # 10 days; +14.5 h
+    clock = resolve_account_clock(
+        "https://api.mobizon.kz", None, ahead, utc_now=NOW, machine_zone=UTC_MACHINE
+    )
+    assert clock.describe(NOW) == "Asia/Almaty (UTC+05:00, from the API domain .kz)"
+
+
 def test_offset_floor_and_fresh_offsets() -> None:
     assert offset_floor([], NOW) is None
+    # A time further ahead than any zone is no clock reading (a schedule, say).
+    assert offset_floor([datetime(2026, 12, 5, 10, 0)], NOW) is None
     floor = offset_floor([datetime(2026, 11, 29, 10, 59, 30)], NOW)
     assert floor is not None and timedelta(hours=4, minutes=57) <= floor < timedelta(hours=5)
     assert offset_from_fresh(datetime(2026, 11, 29, 11, 0, 40), NOW) == timedelta(hours=5)
