@@ -13,7 +13,9 @@ The rules it keeps (see the API notes):
   share the answer);
 - a status string we do not know is kept verbatim and treated as not final;
 - an id that Mobizon leaves out of its answer is marked ``NOT_FOUND`` (not
-  final: a later pass asks again) instead of stopping the pass.
+  final: a later pass asks again) instead of stopping the pass;
+- a ``prefill`` (``status_events.from_events``: statuses Mobizon pushed to the
+  webhook receiver) fills rows first; the rows it made final are not asked about.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ TRUE, FALSE = "true", "false"
 _MAX_EXAMPLES = 5
 
 Progress = Callable[["RefreshResult"], None]
+#: Fills status cells of a frame from elsewhere before a refresh; returns rows filled.
+Prefill = Callable[[pd.DataFrame], int]
 
 
 class StatusSource(Protocol):
@@ -86,6 +90,8 @@ class RefreshResult:
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
     already_final: int = 0
+    #: of ``already_final``: rows the prefill (pushed statuses) made final this time
+    from_events: int = 0
     to_ask: int = 0
     asked: int = 0
     calls: int = 0
@@ -117,6 +123,8 @@ class WaitResult:
     calls: int
     waited: float
     last: RefreshResult
+    #: rows filled by the prefill over all rounds
+    from_events: int = 0
 
     @property
     def all_final(self) -> bool:
@@ -134,8 +142,12 @@ def refresh_statuses(
     now: Callable[[], datetime] = datetime.now,
     progress: Progress | None = None,
     policy: ReadPolicy | None = None,
+    prefill: Prefill | None = None,
 ) -> RefreshResult:
     """Ask GetSMSStatus about every row of ``frame`` that is not final; fill its columns.
+
+    ``prefill`` runs first (see ``Prefill``); what it made final is counted
+    in ``from_events`` and not asked about.
 
     ``frame`` is changed in place: the status columns are added if missing
     and filled, and ``message_id`` cells are rewritten as plain integers
@@ -151,8 +163,9 @@ def refresh_statuses(
             f"the file has no {MESSAGE_ID_COLUMN} column, so there is nothing to ask "
             f"about (columns found: {found})"
         )
+    from_events = prefill(frame) if prefill is not None else 0
     names = ensure_status_columns(frame)
-    result = RefreshResult(rows=len(frame))
+    result = RefreshResult(rows=len(frame), from_events=from_events)
     id_cells = frame[id_column].tolist()
     id_texts = [_text(cell) for cell in id_cells]
     columns = {
@@ -247,6 +260,7 @@ def wait_until_final(
     sleep: Callable[[float], None] = time.sleep,
     on_round: Progress | None = None,
     progress: Progress | None = None,
+    prefill: Prefill | None = None,
 ) -> WaitResult:
     """Refresh, pause, refresh again … until no row is pending or ``timeout`` runs out.
 
@@ -258,27 +272,36 @@ def wait_until_final(
 
     The loop also stops when the only rows left are ``NOT_FOUND``: Mobizon
     does not know those ids, and waiting will not change that.  Each round
-    asks only about rows that are still not final.
+    asks only about rows that are still not final, after ``prefill`` (run
+    every round: pushed statuses keep arriving while we wait).
     """
     started = clock()
     delay = interval
-    rounds = calls = 0
+    rounds = calls = from_events = 0
     while True:
         result = refresh_statuses(
-            frame, client, limiter=limiter, now=now, progress=progress, policy=policy
+            frame,
+            client,
+            limiter=limiter,
+            now=now,
+            progress=progress,
+            policy=policy,
+            prefill=prefill,
         )
         rounds += 1
         calls += result.calls
+        from_events += result.from_events
         if on_round is not None:
             on_round(result)
         remaining = timeout - (clock() - started)
         if result.pending == 0 or remaining <= 0:
-            return WaitResult(rounds, calls, clock() - started, result)
+            return WaitResult(rounds, calls, clock() - started, result, from_events)
         sleep(min(delay, remaining))
         delay = min(delay * backoff, max(max_interval, interval))
 
 
 __all__ = [
+    "Prefill",
     "RefreshResult",
     "StatusSource",
     "WaitResult",
