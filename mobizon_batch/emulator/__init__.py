@@ -13,11 +13,13 @@ Message/GetSMSStatus, Message/List, User/GetOwnBalance.  Statuses advance with
 time NEW → ENQUEUD → ACCEPTD (→ PDLIVRD for multi-segment texts) → a final
 status chosen deterministically per message.  Everything it accepted can be
 read back (``messages()``) and every call it answered is logged (``calls()``),
-so tests can count duplicates and requests exactly.
+so tests can count duplicates and requests exactly.  With ``webhook_url`` set it
+pushes delivery reports as Mobizon's webhooks do (``webhooks``).
 """
 
 from mobizon_batch.emulator.core import MobizonEmulator, emulator_url_for_env
 from mobizon_batch.emulator.model import CallRecord, EmulatedMessage, EmulatorConfig
+from mobizon_batch.emulator.webhooks import WebhookDelivery
 from mobizon_batch.emulator.wire import parse_php_form
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "EmulatedMessage",
     "EmulatorConfig",
     "MobizonEmulator",
+    "WebhookDelivery",
     "emulator_url_for_env",
     "parse_php_form",
 ]

@@ -30,6 +30,7 @@ from mobizon_batch.emulator.model import (
     State,
     status_at,
 )
+from mobizon_batch.emulator.webhooks import WebhookDelivery, WebhookSender
 from mobizon_batch.emulator.wire import EmulatorHandler, EmulatorServer
 from mobizon_batch.texts import count_segments
 
@@ -65,6 +66,7 @@ class MobizonEmulator:
         self._rng = random.Random(self.config.seed)
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
+        self.webhooks = WebhookSender(self)
 
     # ------------------------------------------------------------- lifecycle
 
@@ -79,6 +81,7 @@ class MobizonEmulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+        self.webhooks.start()
         return self.url
 
     def serve_forever(self) -> None:
@@ -92,7 +95,8 @@ class MobizonEmulator:
             self.stop()
 
     def stop(self) -> None:
-        """Stop serving and close the listening socket (idempotent)."""
+        """Stop serving and delivering webhooks, close the listening socket (idempotent)."""
+        self.webhooks.stop()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -141,6 +145,14 @@ class MobizonEmulator:
             return calls
         wanted = method.lower()
         return [c for c in calls if c.method == wanted]
+
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        """Every webhook POST made so far, with the receiver's answer."""
+        return self.webhooks.deliveries()
+
+    def webhooks_outstanding(self) -> int:
+        """Webhook events still to be delivered, plus messages not final yet."""
+        return self.webhooks.outstanding()
 
     def reset_calls(self) -> None:
         with self.lock:

@@ -60,6 +60,12 @@ class EmulatorConfig:
     ``timezone`` is the account's zone (an IANA name): the timestamps it
     writes and the ``deferredToTs`` it checks are in that zone's local time,
     as on the live service; None means this machine's local time.
+
+    ``webhook_*`` drive the delivery reports pushed to ``webhook_url`` (see
+    ``emulator.webhooks``): signed with ``webhook_secret`` when set; each event
+    delivered ``webhook_redeliveries`` extra times even after a 2xx; a failed
+    delivery retried up to ``webhook_retries`` times, the pause growing by
+    ``webhook_retry_pause``; ``webhook_senders`` POSTs at once.
     """
 
     api_key: str | None = "test-key"
@@ -79,6 +85,15 @@ class EmulatorConfig:
     wrong_domain: str | None = None
     seed: int = 0
     timezone: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_redeliveries: int = 0
+    webhook_retries: int = 10
+    webhook_retry_pause: float = 0.2
+    webhook_timeout: float = 5.0
+    webhook_senders: int = 4
+    webhook_scan_interval: float = 0.05
+    webhook_numbers_as_text: bool = False
 
 
 @dataclass
