@@ -26,6 +26,7 @@ from mobizon_batch.cli.send import add_send
 from mobizon_batch.cli.status import add_list, add_report, add_status
 from mobizon_batch.cli.tools import add_balance, add_demo, add_emulator
 from mobizon_batch.cli.validate import add_validate
+from mobizon_batch.cli_webhook import add_webhook
 from mobizon_batch.client import RedactingFilter
 from mobizon_batch.config import ENV_API_KEY
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_report,
         add_run,
         add_demo,
+        add_webhook,
     ):
         add(commands)
     return parser
