@@ -106,14 +106,14 @@ def cmd_webhook(args: argparse.Namespace) -> int:
     )
     with _event_log(options.secret):
         receiver = Receiver(options)
-        print(
-            f"Receiving Mobizon webhook events at {receiver.url} (store {args.store}"
-            f"{', UNSIGNED events accepted' if options.secret is None else ''}); "
-            "stop with Ctrl-C or SIGTERM",
-            file=sys.stderr,
-            flush=True,
-        )
         with _stop_on_signals(receiver) as stopped_by:
+            print(
+                f"Receiving Mobizon webhook events at {receiver.url} (store {args.store}"
+                f"{', UNSIGNED events accepted' if options.secret is None else ''}); "
+                "stop with Ctrl-C or SIGTERM",
+                file=sys.stderr,
+                flush=True,
+            )
             counts = receiver.serve()
     print(
         f"Stopped{f' ({stopped_by[0]})' if stopped_by else ''}. The store holds "

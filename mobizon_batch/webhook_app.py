@@ -114,7 +114,10 @@ class WebhookApp:
         try:
             outcome = self.handle(environ)
         except Refusal as refusal:
-            log.warning(
+            # A GET or a wrong path is someone checking the URL; the rest are refused events.
+            quiet = refusal.status[:3] in ("404", "405")
+            log.log(
+                logging.INFO if quiet else logging.WARNING,
                 "refused %s%s: %s",
                 environ.get("REMOTE_ADDR", "?"),
                 f" (event {refusal.event_id})" if refusal.event_id else "",
