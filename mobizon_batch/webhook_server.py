@@ -44,6 +44,8 @@ class WsgiServer:
         self._map: dict[Any, Any] = {}
         self._stop = threading.Event()
         self._stopped = threading.Event()
+        #: Set when ``serve`` has seen the stop and begins to wind down.
+        self.stopping = threading.Event()
         self.drain = drain
         try:
             self._server = waitress.create_server(
@@ -82,6 +84,7 @@ class WsgiServer:
         try:
             while not self._stop.is_set():
                 wasyncore.loop(timeout=_POLL, map=self._map, use_poll=True, count=1)
+            self.stopping.set()
             self._drain()
         finally:
             self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=self.drain)

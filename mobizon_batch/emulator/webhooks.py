@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mobizon_batch.emulator.model import EmulatedMessage, format_ts, status_at
+from mobizon_batch.vocabulary import FINAL_STATUSES
 
 if TYPE_CHECKING:
     from mobizon_batch.emulator.core import MobizonEmulator
 
-FINAL = frozenset({"DELIVRD", "UNDELIV", "REJECTD", "EXPIRED", "DELETED"})
 WEBHOOK_ID = 1
 FIRST_EVENT_ID = 9_100_001
 
@@ -166,7 +166,7 @@ class WebhookSender:
                 self._waiting[message.id] = message
             for message in list(self._waiting.values()):
                 status = status_at(message, now, self._emu.zone)
-                if status["status"] not in FINAL:
+                if status["status"] not in FINAL_STATUSES:
                     continue
                 del self._waiting[message.id]
                 data = {
