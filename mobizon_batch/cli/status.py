@@ -38,7 +38,9 @@ def add_status(commands: Commands) -> None:
         "whose status is not final yet, and write the status columns back into the file "
         "(every other column is left as it was). Any CSV or XLSX with a message_id column "
         "will do. Exit 0 when the check succeeded (with --wait: when every row became "
-        "final), 4 when --wait ran out with rows still not final.",
+        "final), 4 when --wait ran out with rows still not final. With --events, rows "
+        "whose final status Mobizon pushed to the webhook receiver are filled from its "
+        "store first, and only the rest are asked about.",
     )
     parser.add_argument("results", metavar="RESULTS", help="results file (.csv or .xlsx)")
     parser.add_argument(
@@ -59,6 +61,12 @@ def add_status(commands: Commands) -> None:
         help="first pause between checks with --wait (default: 1m); each pause is "
         "half again as long as the one before, up to 15m",
     )
+    parser.add_argument(
+        "--events",
+        metavar="STORE.sqlite",
+        help="the webhook receiver's event store: fill rows from the final statuses "
+        "Mobizon pushed first (read again every round of --wait)",
+    )
     add_read_options(parser)
     parser.set_defaults(handler=run_status)
 
@@ -70,6 +78,7 @@ def run_status(args: argparse.Namespace) -> int:
         sheet=args.sheet,
         wait=args.wait,
         interval=args.interval,
+        events=args.events,
         rate=args.rate,
         api=api_options_from_args(args),
     )
@@ -105,11 +114,15 @@ def print_refresh(outcome: StatusResult) -> None:
         asked = f"Asked about {result.asked} id(s) in {result.calls} call(s)"
         if not result.to_ask:
             asked = "Every row with a message id is final already: nothing to ask"
+            if result.from_events:
+                asked = "Nothing left to ask"
     else:
         asked = (
             f"Checked {waited.rounds} time(s) over {format_duration(waited.waited)}, "
             f"{waited.calls} call(s) in all"
         )
+    if outcome.from_events:
+        print(f"From webhook events: {outcome.from_events} row(s) made final, no call spent.")
     print(
         f"{asked}. Rows with an id: {result.with_id}, final: {result.final}, "
         f"not final: {result.not_final}."

@@ -5,10 +5,15 @@ the file: it refuses files it would damage (a foreign ``status`` column, a
 workbook whose other sheets a write-back would drop), and saves whatever was
 learned — after each round of a wait, at the end, and when an error or an
 interruption ends the pass part way.
+
+With ``events`` (the webhook receiver's store), rows whose final status
+Mobizon pushed are filled from it first, every round, and only the rest are
+asked about.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,9 +26,11 @@ from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, with_integer_cells
 from mobizon_batch.runs.common import ApiOptions, Observer, client_for, output_delimiter
-from mobizon_batch.status import RefreshResult, WaitResult, wait_until_final
+from mobizon_batch.status import Prefill, RefreshResult, WaitResult, wait_until_final
 from mobizon_batch.status import refresh_statuses as refresh_frame
+from mobizon_batch.status_events import fill_from_events
 from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
+from mobizon_batch.webhook_store import EventStore
 
 DEFAULT_READ_RATE = 10.0
 DEFAULT_WAIT_INTERVAL = 60.0
@@ -34,7 +41,7 @@ class StatusOptions:
     """Which file to refresh, where to write it (None: back into it), how long to wait.
 
     ``wait`` and ``interval`` are seconds; without ``wait`` the ids are asked
-    about once.
+    about once.  ``events`` is the webhook receiver's store (see above).
     """
 
     results: str | os.PathLike[str]
@@ -42,6 +49,7 @@ class StatusOptions:
     sheet: str | None = None
     wait: float | None = None
     interval: float | None = None
+    events: str | os.PathLike[str] | None = None
     rate: float = DEFAULT_READ_RATE
     api: ApiOptions = field(default_factory=ApiOptions)
 
@@ -58,6 +66,11 @@ class StatusResult:
     @property
     def all_final(self) -> bool:
         return self.wait is None or self.wait.all_final
+
+    @property
+    def from_events(self) -> int:
+        """Rows filled from the webhook store (over all rounds of a wait)."""
+        return self.wait.from_events if self.wait is not None else self.refresh.from_events
 
 
 def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -> StatusResult:
@@ -107,7 +120,18 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
         save()
 
     outcome: WaitResult | None = None
-    with client_for(options.api) as client:
+    with contextlib.ExitStack() as stack:
+        prefill: Prefill | None = None
+        if options.events is not None:
+            store = stack.enter_context(EventStore(options.events, create=False))
+
+            def prefill(frame: pd.DataFrame) -> int:
+                nonlocal unsaved
+                filled = fill_from_events(frame, store)
+                unsaved = unsaved or filled > 0
+                return filled
+
+        client = stack.enter_context(client_for(options.api))
         try:
             if options.wait is not None:
                 outcome = wait_until_final(
@@ -118,10 +142,13 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
                     limiter=limiter,
                     progress=on_call,
                     on_round=on_round,
+                    prefill=prefill,
                 )
                 result = outcome.last
             else:
-                result = refresh_frame(frame, client, limiter=limiter, progress=on_call)
+                result = refresh_frame(
+                    frame, client, limiter=limiter, progress=on_call, prefill=prefill
+                )
         except BaseException:
             if save():
                 observer.saved_partly(output)
