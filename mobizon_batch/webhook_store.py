@@ -150,12 +150,13 @@ class EventStore:
                 _run_script(db, _SCHEMA)
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        # The WAL and shared-memory files exist now; SQLite gives them the main
-        # file's mode, but a file made by an older run may be looser: tighten.
-        for suffix in ("", "-wal", "-shm"):
-            sidecar = Path(f"{self.path}{suffix}")
-            if sidecar.exists() and sidecar.stat().st_mode & 0o077:
-                sidecar.chmod(_OWNER_ONLY)
+        if create:
+            # The WAL and shared-memory files exist now; SQLite gives them the main
+            # file's mode, but files made by hand or an older version may be looser.
+            for suffix in ("", "-wal", "-shm"):
+                sidecar = Path(f"{self.path}{suffix}")
+                if sidecar.exists() and sidecar.stat().st_mode & 0o077:
+                    sidecar.chmod(_OWNER_ONLY)
 
     # ------------------------------------------------------------- writing
 
@@ -278,8 +279,15 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None:
-            self._db.execute("COMMIT")
-        else:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                # A failed COMMIT (disk full) can leave the transaction open: end it,
+                # so that the next event starts clean, and let the caller answer 503.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        elif self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
 
