@@ -57,7 +57,7 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "allow_duplicates": bool,
         "retry_failed": bool,
     },
-    "status": {"wait": str, "interval": str, "skip": bool},
+    "status": {"wait": str, "interval": str, "skip": bool, "events": str},
 }
 
 
@@ -155,6 +155,14 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
             raise ConfigError(
                 f"{where}: 'send.optout' names {send['optout']}, which does not exist"
             )
+    status = dict(raw.get("status", {}))
+    if "events" in status:
+        status["events"] = resolve("status.events", status["events"])
+        if not status["events"].is_file():
+            raise ConfigError(
+                f"{where}: 'status.events' names {status['events']}, which does not exist "
+                f"(the webhook receiver creates it when it starts)"
+            )
     if "input" in paths and not paths["input"].is_file():
         raise ConfigError(f"{where}: 'input' names {paths['input']}, which does not exist")
     columns = dict(raw.get("columns", {}))
@@ -184,7 +192,7 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
         read=dict(raw.get("read", {})),
         columns=columns,
         send=send,
-        status=dict(raw.get("status", {})),
+        status=status,
     )
 
 

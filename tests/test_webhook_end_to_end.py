@@ -88,3 +88,47 @@ def test_pushed_reports_make_every_row_final_without_a_status_call(
     assert {int(row["message_id"]): row["status"] for row in rows} == finals
     out = capsys.readouterr().out
     assert f"From webhook events: {ROWS} row(s) made final, no call spent." in out
+
+
+def test_a_status_job_reads_the_events_named_in_its_file(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = tmp_path / "list.csv"
+    listing.write_text("phone\n" + "".join(f"+7701{i:07d}\n" for i in range(20)), "utf-8")
+    store = receiver.options.store
+    job = tmp_path / "morning.toml"
+    job.write_text(
+        f'name = "morning"\noutput = "results.csv"\n[status]\nevents = "{store.name}"\n',
+        encoding="utf-8",
+    )
+    with MobizonEmulator(
+        api_key=TEST_KEY,
+        status_step=0.01,
+        webhook_url=receiver.url,
+        webhook_secret=WEBHOOK_SECRET,
+    ) as emu:
+        monkeypatch.setenv("MOBIZON_API_KEY", TEST_KEY)
+        monkeypatch.setenv("MOBIZON_API_URL", emu.url)
+        send = ["send", str(listing), "-o", str(tmp_path / "results.csv"), "--template", "Hi"]
+        assert main([*send, "--rate", "0", "-q"]) == 0
+        wait_for(lambda: emu.webhooks_outstanding() == 0, "every report delivered", 120)
+        emu.reset_calls()
+
+        assert main(["run", str(job), "--quiet"]) == 0
+
+        assert emu.calls(STATUS_CALL) == []
+    assert {row["status_final"] for row in read_rows(tmp_path / "results.csv")} == {"true"}
+
+
+def test_a_job_naming_a_missing_store_stops_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "morning.toml"
+    job.write_text(
+        'name = "morning"\noutput = "results.csv"\n[status]\nevents = "nope.sqlite"\n',
+        encoding="utf-8",
+    )
+
+    assert main(["run", str(job)]) == 2
+    err = capsys.readouterr().err
+    assert "'status.events'" in err and "nope.sqlite" in err and "does not exist" in err

@@ -131,6 +131,7 @@ def job_steps(job: Job, observer: Observer) -> list[Step]:
             job.output,
             wait=_duration(job, "wait"),
             interval=_duration(job, "interval", positive=True),
+            events=job.status.get("events"),
             api=api,
         )
         steps.append(("status", status, lambda: refresh_statuses(status, observer)))
