@@ -15,7 +15,7 @@ import pytest
 
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
-from mobizon_batch.webhook_receiver import Receiver, ReceiverOptions
+from mobizon_batch.runs.webhook import Receiver, ReceiverOptions
 from tests.fixtures.make_fixtures import build
 from tests.helpers import TEST_KEY
 from tests.scripted_server import ScriptedServer

@@ -14,7 +14,7 @@ import pytest
 
 from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
-from mobizon_batch.webhook_receiver import Receiver
+from mobizon_batch.runs.webhook import Receiver
 from mobizon_batch.webhook_store import EventStore
 from tests.conftest import TEST_KEY, WEBHOOK_SECRET, wait_for
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.webhook_receiver import Receiver, ReceiverOptions
+from mobizon_batch.runs.webhook import Receiver, ReceiverOptions
 from mobizon_batch.webhook_store import EventStore
 from tests.conftest import WEBHOOK_SECRET, post, webhook_event
 

@@ -11,7 +11,7 @@ import pytest
 
 from mobizon_batch.errors import InputError
 from mobizon_batch.journal import Journal
-from mobizon_batch.webhook_receiver import export_optout, unsubscribed_numbers
+from mobizon_batch.runs.webhook import export_optout, unsubscribed_numbers
 from mobizon_batch.webhook_store import DELIVERY_REPORT, UNSUBSCRIBE, Event, EventStore
 
 

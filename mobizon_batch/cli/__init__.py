@@ -3,7 +3,8 @@
 ``entry`` assembles the parser and maps errors to exit codes; ``options``
 holds the flags several commands share; one module per command family
 (``validate``, ``send``, ``status`` with ``list`` and ``report``, ``jobs``,
-``tools`` for balance, emulator and demo); ``output`` draws progress bars
+``tools`` for balance, emulator and demo, ``webhook`` for the receiver of
+pushed delivery reports); ``output`` draws progress bars
 and summaries.  Each command parses, calls one use case from
 ``mobizon_batch.runs``, renders its result and picks the exit code.
 """

@@ -26,7 +26,7 @@ from mobizon_batch.cli.send import add_send
 from mobizon_batch.cli.status import add_list, add_report, add_status
 from mobizon_batch.cli.tools import add_balance, add_demo, add_emulator
 from mobizon_batch.cli.validate import add_validate
-from mobizon_batch.cli_webhook import add_webhook
+from mobizon_batch.cli.webhook import add_webhook
 from mobizon_batch.client import RedactingFilter
 from mobizon_batch.config import ENV_API_KEY
 

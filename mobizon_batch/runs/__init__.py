@@ -20,6 +20,7 @@ from mobizon_batch.runs.report import (
 from mobizon_batch.runs.send import SendListOptions, SendListResult, dry_run_path, send_list
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
 from mobizon_batch.runs.validate import ValidateOptions, ValidateResult, validate_list
+from mobizon_batch.runs.webhook import OptoutExport, Receiver, ReceiverOptions, export_optout
 
 __all__ = [
     "ApiOptions",
@@ -30,7 +31,10 @@ __all__ = [
     "JobResult",
     "ListOptions",
     "Observer",
+    "OptoutExport",
     "ReadOptions",
+    "Receiver",
+    "ReceiverOptions",
     "ReportOptions",
     "ReportResult",
     "SendListOptions",
@@ -44,6 +48,7 @@ __all__ = [
     "build_report",
     "dry_run_path",
     "export_list",
+    "export_optout",
     "job_paths",
     "refresh_statuses",
     "run_demo",

@@ -21,22 +21,23 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from mobizon_batch.cli.exits import EXIT_OK
+from mobizon_batch.cli.options import Commands
 from mobizon_batch.client import RedactingFilter
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.phones import DEFAULT_REGION
-from mobizon_batch.webhook_app import DEFAULT_MAX_BODY
-from mobizon_batch.webhook_receiver import (
+from mobizon_batch.runs.webhook import (
     SECRET_VARIABLE,
     Receiver,
     ReceiverOptions,
     export_optout,
 )
+from mobizon_batch.webhook_app import DEFAULT_MAX_BODY
 
-EXIT_OK = 0
 _LOGGERS = ("mobizon_batch.webhook", "waitress")
 
 
-def add_webhook(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_webhook(commands: Commands) -> None:
     parser = commands.add_parser(
         "webhook",
         help="receive delivery reports Mobizon pushes (webhooks), or export their opt-outs",

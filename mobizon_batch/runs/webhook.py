@@ -1,4 +1,4 @@
-"""The ``webhook`` use case: open the store, build the application, serve it.
+"""The ``webhook`` use cases: serve the receiver; export the opt-outs it stored.
 
 Why a use case of its own: the command line, a Python program and the tests
 start the same receiver with the same refusals — no secret means no start
