@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -150,3 +154,31 @@ def test_stopping_the_emulator_stops_the_deliveries(receiver: Receiver) -> None:
 
     assert emu.webhooks._thread is None and emu.webhooks._pool is None
     assert len(emu.webhook_deliveries()) == delivered
+
+
+def test_the_emulator_command_pushes_to_the_webhook_url(receiver: Receiver) -> None:
+    env = dict(os.environ, MOBIZON_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    command = [sys.executable, "-m", "mobizon_batch", "emulator", "--port", "0"]
+    command += ["--api-key", TEST_KEY, "--status-step", "0.01", "--webhook-url", receiver.url]
+    command += ["--webhook-redeliveries", "1"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        with MobizonClient(TEST_KEY, url) as api:
+            message_id = api.send_sms("77011234567", "Hi").message_id
+
+        def delivered_twice() -> bool:
+            with EventStore(receiver.options.store, create=False) as store:
+                return store.counts().deliveries == 2
+
+        wait_for(delivered_twice, "the report and its redelivery")
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    with EventStore(receiver.options.store, create=False) as store:
+        assert list(store.reports_for([message_id])) == [message_id]
+    assert f"delivery reports pushed to {receiver.url} (signed)" in out
+    assert WEBHOOK_SECRET not in out + err

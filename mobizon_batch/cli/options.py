@@ -53,6 +53,7 @@ non_negative = _checked(_number, checks.non_negative, "_non_negative")
 positive = _checked(_number, checks.positive, "_positive")
 rate = _checked(_number, checks.rate, "_rate")
 positive_int = _checked(int, checks.at_least_one, "_positive_int")
+non_negative_int = _checked(int, checks.non_negative, "_non_negative_int")
 validity = _checked(int, checks.validity, "_validity")
 
 

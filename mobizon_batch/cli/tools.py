@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -15,6 +16,7 @@ from mobizon_batch.cli.options import (
     api_options_from_args,
     fraction,
     non_negative,
+    non_negative_int,
     port,
     rate,
 )
@@ -23,6 +25,7 @@ from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.runs.common import account_balance
 from mobizon_batch.runs.demo import DEMO_LOST_ANSWERS, DemoObserver, run_demo
+from mobizon_batch.runs.webhook import SECRET_VARIABLE
 
 
 def add_balance(commands: Commands) -> None:
@@ -111,6 +114,20 @@ def add_emulator(commands: Commands) -> None:
         metavar="N",
         help="start with N messages already sent (for benchmarks; ids are printed)",
     )
+    parser.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="push each message's final status there, as Mobizon's webhooks do (signed "
+        f"with {SECRET_VARIABLE} when it is set); try it with the webhook command",
+    )
+    parser.add_argument(
+        "--webhook-redeliveries",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="deliver each event N more times with the same eventId, as when an answer "
+        "came too late (default: 0)",
+    )
     parser.set_defaults(handler=run_emulator)
 
 
@@ -127,6 +144,9 @@ def run_emulator(args: argparse.Namespace) -> int:
         moderation=args.moderation,
         seed=args.seed,
         timezone=_zone_name(args.timezone),
+        webhook_url=args.webhook_url,
+        webhook_secret=os.environ.get(SECRET_VARIABLE, "").strip() or None,
+        webhook_redeliveries=args.webhook_redeliveries,
     )
     faults = (config.fault_503, config.fault_drop_before, config.fault_drop_after)
     if sum(faults) + config.fault_999_after > 1.0:
@@ -147,6 +167,9 @@ def run_emulator(args: argparse.Namespace) -> int:
             f"  preloaded {len(preloaded)} messages: ids {preloaded[0]}-{preloaded[-1]}",
             flush=True,
         )
+    if config.webhook_url:
+        signed = "signed" if config.webhook_secret else f"unsigned: {SECRET_VARIABLE} is not set"
+        print(f"  delivery reports pushed to {config.webhook_url} ({signed})", flush=True)
     print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
     emulator.serve_forever()
     return EXIT_OK

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 
 from mobizon_batch.cli.exits import EXIT_OK
-from mobizon_batch.cli.options import Commands
+from mobizon_batch.cli.options import Commands, positive_int
 from mobizon_batch.client import RedactingFilter
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.phones import DEFAULT_REGION
@@ -73,11 +73,11 @@ def add_webhook(commands: Commands) -> None:
         "without a secret key); anyone who finds the URL can then write statuses",
     )
     parser.add_argument(
-        "--threads", type=_positive_int, default=8, metavar="N", help="worker threads (default 8)"
+        "--threads", type=positive_int, default=8, metavar="N", help="worker threads (default 8)"
     )
     parser.add_argument(
         "--max-body",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BODY,
         metavar="BYTES",
         help=f"largest event accepted (default {DEFAULT_MAX_BODY}); Mobizon's are under 1 KB",
@@ -184,12 +184,6 @@ def _address(text: str) -> tuple[str, int]:
             f"every interface)"
         )
     return host, int(port)
-
-
-def _positive_int(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
 
 
 __all__ = ["add_webhook", "cmd_webhook"]
