@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from mobizon_batch.cli.exits import EXIT_OK
 from mobizon_batch.cli.options import Commands, positive_int
@@ -96,7 +97,7 @@ def cmd_webhook(args: argparse.Namespace) -> int:
         return _export(args)
     host, port = args.listen
     options = ReceiverOptions(
-        store=args.store,
+        store=Path(args.store),
         host=host,
         port=port,
         path=args.path,
