@@ -1,4 +1,5 @@
-"""What several test modules share: the test key, a free port, a fake clock, sample tables.
+"""What several test modules share: the test key, a free port, a fake clock, sample tables,
+signed webhook events and a way to post them.
 
 One home for them, so that no test module imports another and a test file can be
 renamed or split without breaking the files that used its helpers.
@@ -6,12 +7,20 @@ renamed or split without breaking the files that used its helpers.
 
 from __future__ import annotations
 
+import hashlib
+import http.client
+import json
 import socket
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from mobizon_batch.emulator import CallRecord
 from mobizon_batch.table import InputTable
@@ -83,3 +92,76 @@ def results_frame_to_write() -> pd.DataFrame:
             "error": pd.Series(["", "bad\x01char"], dtype="str"),
         }
     )
+
+
+# ------------------------------------------------------------------ webhooks
+
+WEBHOOK_SECRET = "wh-S3cr3t-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+def webhook_event(
+    event_id: int = 26,
+    *,
+    attempt: int = 1,
+    message_id: int = 169275418,
+    status: str = "DELIVRD",
+    secret: str | None = WEBHOOK_SECRET,
+    event_type: str = "sms-delivery-report",
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An event as the documentation shows it, signed by hand from the documented rule."""
+    created = "2026-01-15 11:42:28"
+    payload: dict[str, Any] = {
+        "eventId": event_id,
+        "eventType": event_type,
+        "eventCreateTs": created,
+        "webhookId": 1,
+        "attempt": attempt,
+        "data": data
+        if data is not None
+        else {
+            "campaignId": 245455096,
+            "messageId": message_id,
+            "segNum": 3,
+            "statusUpdateTs": "2026-01-15 11:42:08",
+            "status": status,
+            "to": "380737893456",
+        },
+    }
+    if secret is not None:
+        text = f"{event_id}|{attempt}|{created}|{secret}"
+        payload["sign"] = hashlib.sha1(text.encode()).hexdigest()
+    return payload
+
+
+def post(
+    url: str,
+    body: bytes | dict[str, Any],
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request over loopback; returns (HTTP status, body)."""
+    parts = urlsplit(url)
+    payload = json.dumps(body).encode() if isinstance(body, dict) else body
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request(
+            method,
+            parts.path or "/",
+            body=payload if method != "GET" else None,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll until ``condition`` holds; fail naming ``what`` if it never does (not a timing test)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.02)

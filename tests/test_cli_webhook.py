@@ -14,7 +14,7 @@ import pytest
 
 from mobizon_batch.cli import main
 from mobizon_batch.webhook_store import UNSUBSCRIBE, Event, EventStore
-from tests.conftest import WEBHOOK_SECRET, post, webhook_event
+from tests.helpers import WEBHOOK_SECRET, post, webhook_event
 
 
 def webhook_process(tmp_path: Path, *args: str, secret: str | None) -> subprocess.Popen[str]:

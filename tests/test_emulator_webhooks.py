@@ -13,7 +13,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.runs.webhook import Receiver, ReceiverOptions, export_optout
 from mobizon_batch.webhook_store import EventStore
-from tests.conftest import TEST_KEY, WEBHOOK_SECRET, wait_for
+from tests.helpers import TEST_KEY, WEBHOOK_SECRET, wait_for
 
 
 def send(emulator: MobizonEmulator, count: int) -> list[int]:

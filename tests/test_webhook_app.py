@@ -10,7 +10,7 @@ import pytest
 
 from mobizon_batch.webhook_app import Secret, WebhookApp
 from mobizon_batch.webhook_store import Event
-from tests.conftest import WEBHOOK_SECRET, webhook_event
+from tests.helpers import WEBHOOK_SECRET, webhook_event
 
 
 class Recorded:

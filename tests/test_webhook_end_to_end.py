@@ -16,7 +16,7 @@ from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.runs.webhook import Receiver
 from mobizon_batch.webhook_store import EventStore
-from tests.conftest import TEST_KEY, WEBHOOK_SECRET, wait_for
+from tests.helpers import TEST_KEY, WEBHOOK_SECRET, wait_for
 
 ROWS = 300
 STATUS_CALL = "message/getsmsstatus"

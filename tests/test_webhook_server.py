@@ -13,7 +13,7 @@ import pytest
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.runs.webhook import Receiver, ReceiverOptions
 from mobizon_batch.webhook_store import EventStore
-from tests.conftest import WEBHOOK_SECRET, post, webhook_event
+from tests.helpers import WEBHOOK_SECRET, post, webhook_event
 
 
 def stored(receiver: Receiver) -> tuple[int, int]:

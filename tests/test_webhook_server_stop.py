@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from mobizon_batch.webhook_server import BackgroundServer, WsgiServer
-from tests.conftest import post
-from tests.conftest import wait_for as wait_until
+from tests.helpers import post
+from tests.helpers import wait_for as wait_until
 
 
 def test_requests_in_flight_and_queued_are_answered_before_the_server_stops() -> None:
