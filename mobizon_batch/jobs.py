@@ -56,6 +56,8 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_segments": int,
         "allow_duplicates": bool,
         "retry_failed": bool,
+        "allow_resend": bool,
+        "resend_window": str,
     },
     "status": {"wait": str, "interval": str, "skip": bool, "events": str},
 }
@@ -169,6 +171,11 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
     if "text" in columns and "template" in columns:
         raise ConfigError(f"{where}: give 'columns.text' or 'columns.template', not both")
     _check_outputs(where, paths)
+    if "resend_window" in send:
+        try:
+            parse_duration(send["resend_window"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: 'send.resend_window': {exc}") from None
     for key in ("wait", "interval"):
         if key in raw.get("status", {}):
             try:

@@ -14,6 +14,9 @@ was edited, reordered or extended sends only what was not sent.
 States::
 
     pending ─► sending ─► sent | failed | unknown      (unknown ─► reconciled)
+    pending ─► already_sent                             the history guard: the account
+                                                        sent it lately (message_id is that
+                                                        message, owned by no row here)
     invalid, duplicate, opted_out                       decided by the plan, never sent
 
 A process holds the journal exclusively (``flock`` on a side file): two runs
@@ -43,8 +46,9 @@ from mobizon_batch.vocabulary import PLAN_VERDICTS, TIMESTAMP_FORMAT, SendState
 SCHEMA_VERSION = 1
 
 #: States a new plan may overwrite: nothing was ever sent for them (a row keeps
-#: following the plan's verdicts while it has never been tried).
-UNTRIED = PLAN_VERDICTS | {SendState.PENDING}
+#: following the plan's verdicts while it has never been tried; an
+#: ``already_sent`` row is guarded again on every run: the window moves).
+UNTRIED = PLAN_VERDICTS | {SendState.PENDING, SendState.ALREADY_SENT}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -262,7 +266,7 @@ class Journal:
             )
             db.executemany(
                 "UPDATE rows SET state=?, reason=?, segments=?, error='', error_code=NULL,"
-                " updated_at=? WHERE row_key=?",
+                " message_id=NULL, campaign_id=NULL, updated_at=? WHERE row_key=?",
                 updates,
             )
         return RegisterSummary(new=new, replanned=replanned, kept=kept)
@@ -280,6 +284,45 @@ class Journal:
                 ),
             )
             return cursor.rowcount
+
+    def mark_already_sent(self, found: Iterable[tuple[str, int, int | None, str]]) -> int:
+        """``(row_key, message_id, campaign_id, reason)``: pending rows the account already sent.
+
+        Only ``pending`` rows change; a message id another row of this journal
+        owns is never given to a second row.  Returns how many rows changed.
+        """
+        stamp = now_text()
+        changed = 0
+        with self._transaction() as db:
+            for row_key, message_id, campaign_id, reason in found:
+                try:
+                    cursor = db.execute(
+                        "UPDATE rows SET state=?, message_id=?, campaign_id=?, error=?,"
+                        " updated_at=? WHERE row_key=? AND state=?",
+                        (
+                            SendState.ALREADY_SENT,
+                            message_id,
+                            campaign_id,
+                            reason,
+                            stamp,
+                            row_key,
+                            SendState.PENDING,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    continue
+                changed += cursor.rowcount
+        return changed
+
+    def setting(self, key: str) -> str | None:
+        """A value kept in the journal between runs (what a run learned of the API)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def keep_setting(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --------------------------------------------------------- the send pass
 
@@ -423,6 +466,20 @@ class Journal:
         for column in ("message_id", "campaign_id", "error_code"):
             frame[column] = frame[column].astype("Int64")
         return frame
+
+    def recent_sends(self, limit: int = 3) -> list[JournalRow]:
+        """The rows this journal saw accepted last (with the times around their request).
+
+        What a run that has nothing new to send learns the account's clock from.
+        """
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT {_COLUMNS} FROM rows WHERE state=? AND campaign_id IS NOT NULL"
+                " AND intent_at IS NOT NULL AND sent_at IS NOT NULL"
+                " ORDER BY sent_at DESC LIMIT ?",
+                (SendState.SENT, limit),
+            ).fetchall()
+        return [JournalRow(*row) for row in found]
 
     def owned_ids(self) -> set[int]:
         with self._lock:

@@ -10,18 +10,17 @@ How it is put together, and why:
 * Workers (threads sharing one pooled client) wait for the rate limiter,
   POST, and retry only what surely created nothing (``retries.should_retry_send``).
 * A send whose answer was lost becomes ``unknown``.  After a settle delay a
-  worker searches Message/List for that recipient and exact text; the
-  coordinator gives the row the first message no other row owns (the journal
-  enforces one owner per message id), or, when there is none, sends again.
-  At most one task per (recipient, text) pair is in flight at a time, so a
-  search can never see a sibling's message before the journal knows whose it is.
-* The search only accepts messages *newer* than the attempt.  Mobizon's
-  timestamps carry no time zone, so the time filter is a generous day; what
-  makes it exact is that message ids grow with time: a message our request
-  created has a higher id than every message that existed before the request
-  (the newest id in the account when the pass started, and every id the
-  journal had received before the row's intent).  An identical text sent to
-  the same person yesterday, by another run, is never taken for today's.
+  worker looks it up in Message/List (``lookup.Reconciler``: by recipient,
+  text compared whitespace-normalized, and creation time after the intent in
+  the account's own clock — never by id order); the coordinator gives the row
+  the first message found that no other row owns (the journal enforces one
+  owner per message id).  Only when the list is surely old enough to show the
+  message (its lag, learned from our own sends, has passed) does "not found"
+  mean "not created", and the row is sent again; until then the lookup is
+  repeated with growing pauses, and after ``lookup_seconds`` the row stays
+  ``unknown`` (a later run looks again).  At most one task per (recipient,
+  text) pair is in flight at a time, so a lookup can never see a sibling's
+  message before the journal knows whose it is.
 * Codes 4-6, 8, 9, 14 stop the run at once; one bad row never stops the others.
   ``request_stop()`` (Ctrl-C, SIGTERM) takes no new rows, cuts waits short and
   lets requests in flight finish; the pass always waits for them, so the
@@ -33,11 +32,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
 
 from mobizon_batch.accountclock import AccountClock
 from mobizon_batch.client import MobizonClient, SendReceipt, to_datetime
@@ -52,10 +50,16 @@ from mobizon_batch.errors import (
     TransportError,
     ValidationError,
 )
-from mobizon_batch.journal import Journal, JournalRow
-from mobizon_batch.listing import ListFilter, export_messages
+from mobizon_batch.journal import Journal
+from mobizon_batch.lookup import Ack, Reconciler
 from mobizon_batch.ratelimit import RateLimiter
-from mobizon_batch.retries import ReadPolicy, call_read, send_retrying, should_retry_send
+from mobizon_batch.registry import (
+    known_offset,
+    owned_elsewhere,
+    register_journal,
+    remember_offset,
+)
+from mobizon_batch.retries import ReadPolicy, send_retrying, should_retry_send
 from mobizon_batch.sendloop import (
     ABORT,
     FOUND,
@@ -69,6 +73,10 @@ from mobizon_batch.sendloop import (
 from mobizon_batch.vocabulary import TIMESTAMP_FORMAT, SendState
 
 STOPPED_BEFORE_ROW = "not sent: the run was stopped before this row"
+#: The journal setting that keeps the list's lag learned by an earlier run.
+LAG_SETTING = "listing_lag_seconds"
+#: Seconds a pass waits at its end for its sends to show, to learn the account's clock.
+CLOCK_PATIENCE = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +98,8 @@ class SendOptions:
     max_attempts: int = 5
     max_retry_seconds: float = 300.0
     settle_seconds: float = 5.0
-    reconcile_window: timedelta = timedelta(days=1)
+    #: how long a lost answer is looked for before the row is left ``unknown``
+    lookup_seconds: float = 180.0
     #: consecutive rows that could not reach the API before the run gives up
     unreachable_after: int = 20
 
@@ -155,6 +164,7 @@ class SendPass:
         checkpoint_interval: float = 5.0,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        known_before: Collection[int] = (),
     ) -> None:
         self.client = client
         self.journal = journal
@@ -173,6 +183,18 @@ class SendPass:
         self._clock = clock
         self._retries = 0
         self._retries_lock = threading.Lock()
+        # ``known_before``: messages listed before this pass sent anything (the
+        # history guard's): they can never be the outcome of one of its requests.
+        register_journal(journal.path, client.host)
+        saved_lag = journal.setting(LAG_SETTING)
+        self.reconciler = Reconciler(
+            client,
+            self._read_policy,
+            known_before=frozenset(known_before),
+            owned_elsewhere=partial(owned_elsewhere, own=journal.path, host=client.host),
+            saved_lag=float(saved_lag) if saved_lag else None,
+            earlier_acks=_earlier_acks(journal),
+        )
 
     def _interruptible_sleep(self, seconds: float) -> None:
         self._halt.wait(seconds)
@@ -196,23 +218,6 @@ class SendPass:
         waited = (datetime.now() - intent).total_seconds()
         return max(0.0, self.options.settle_seconds - waited)
 
-    def newest_message_id(self) -> int | None:
-        """The highest message id in the account now, or None if it can't be learned.
-
-        Sorted by campaignId (a documented sort field; every send makes its
-        own campaign, so the newest campaign holds the newest message).
-        """
-        try:
-            items, _ = call_read(
-                partial(self.client.list_messages, page_size=25, sort={"campaignId": "DESC"}),
-                policy=ReadPolicy(attempts=self.options.max_attempts, sleep=self._sleep),
-            )
-        except MobizonBatchError as exc:
-            log.warning("could not read the newest message id (%s); searches use the journal", exc)
-            return None
-        ids = [item["id"] for item in items if isinstance(item.get("id"), int)]
-        return max(ids) if ids else 0
-
     # ------------------------------------------------------------ coordinator
 
     def run(self) -> SendSummary:
@@ -229,7 +234,58 @@ class SendPass:
         summary.interrupted = self._interrupted and summary.aborted is None
         summary.retries = self._retries
         summary.slowdowns = self.limiter.slowdowns
+        summary.list_calls = self.reconciler.calls
+        self._keep_what_was_learned()
         return summary
+
+    def _keep_what_was_learned(self) -> None:
+        """The list's lag (in the journal) and the account's clock (for this machine).
+
+        A later run of this journal settles rows a crash left in flight with the
+        lag learned here; the history guard of any later run places its window
+        with the clock.
+        """
+        reconciler = self.reconciler
+        need_clock = reconciler.clock.offset is None and known_offset(self.client.host) is None
+        need_lag = (
+            reconciler.lag.learned() is None
+            and reconciler.lag.saved is None
+            and self.journal.counts(self.keys)[SendState.UNKNOWN] > 0
+        )
+        if (need_clock or need_lag) and not self._interrupted:
+            self._learn_at_end(need_lag)
+        offset = reconciler.clock.offset
+        if offset is not None:
+            remember_offset(self.client.host, offset.total_seconds())
+        bound = self.reconciler.lag.learned()
+        if bound is not None:
+            saved = self.reconciler.lag.saved
+            self.journal.keep_setting(LAG_SETTING, f"{max(bound, saved or 0.0):.3f}")
+
+    def _learn_at_end(self, need_lag: bool) -> None:
+        """Watch this pass's last sends show, to learn the clock (and the lag) for later runs.
+
+        The history guard of the next run needs the clock to place its window
+        (without it the window is widened by a day), and a run that settles
+        rows left ``unknown`` needs the lag.  A few List calls, bounded to
+        about ``CLOCK_PATIENCE`` seconds for the sends to show.
+        """
+        reconciler = self.reconciler
+        reconciler.want()
+        waited, pause = 0.0, 0.2
+        while reconciler.lag.recent:
+            try:
+                reconciler.learn()
+            except MobizonBatchError as exc:
+                log.info("could not learn the account's clock (%s)", exc)
+                return
+            done = reconciler.clock.offset is not None and (
+                not need_lag or reconciler.lag.learned() is not None
+            )
+            if done or waited >= CLOCK_PATIENCE:
+                return
+            time.sleep(pause)
+            waited, pause = waited + pause, pause * 2
 
     # ----------------------------------------------------------------- workers
 
@@ -247,8 +303,9 @@ class SendPass:
             if self.halted:  # the wait for a slot ended because the run stopped
                 raise _Released()
             posts += 1
+            started = datetime.now()
             try:
-                return self.client.send_sms(
+                receipt = self.client.send_sms(
                     row.recipient,
                     row.text,
                     sender=options.sender,
@@ -263,6 +320,11 @@ class SendPass:
             except MobizonBatchError:
                 counted += 1
                 raise
+            # Our own acknowledged sends teach the lookups the list's lag and the clock.
+            self.reconciler.note_ack(
+                Ack(receipt.message_id, receipt.campaign_id, started, datetime.now())
+            )
+            return receipt
 
         def count_retry() -> None:
             with self._retries_lock:
@@ -319,22 +381,38 @@ class SendPass:
         row = task.row
         if self.halted:
             return Result(task, SEARCH_FAILED, error="outcome unknown: the run stopped first")
-        since = to_datetime(row.intent_at) or datetime.now()
-        # Not "from": the sender may differ from the one asked for (a default, or
-        # another --from when resumed); recipient + exact text + a newer id decide.
-        wanted = ListFilter(
-            since=since - self.options.reconcile_window, to=row.recipient, text=row.text
-        )
+        intent = to_datetime(row.intent_at) or datetime.now()
         try:
-            listed = export_messages(
-                self.client, wanted, sort={"campaignId": "DESC"}, policy=self._read_policy
+            finding = self.reconciler.lookup(
+                row.recipient, row.text, intent, task.ended or datetime.now()
             )
         except MobizonBatchError as exc:
             return Result(
                 task, SEARCH_FAILED, error=f"outcome unknown; the message list failed: {exc}"
             )
-        found = _exact_matches(listed.items, row, task.floor)
-        return Result(task, FOUND, candidates=tuple(found))
+        return Result(
+            task,
+            FOUND,
+            candidates=finding.candidates,
+            settled=finding.settled,
+            error=finding.reason,
+        )
+
+
+def _earlier_acks(journal: Journal) -> list[Ack]:
+    """The journal's last accepted sends, as bounds on when each message was made.
+
+    Journal times are whole seconds: the message was made at or after the
+    intent's second, and before the second after the one the answer was kept.
+    """
+    acks = []
+    for row in journal.recent_sends():
+        started, answered = to_datetime(row.intent_at), to_datetime(row.sent_at)
+        if started and answered and row.message_id and row.campaign_id:
+            acks.append(
+                Ack(row.message_id, row.campaign_id, started, answered + timedelta(seconds=1))
+            )
+    return acks
 
 
 class _Released(Exception):
@@ -345,27 +423,6 @@ def _rejection(exc: ApiError) -> str:
     if isinstance(exc, ValidationError) and exc.details:
         return f"rejected by Mobizon: {exc.details}"
     return f"rejected by Mobizon: {exc.api_message or exc}"
-
-
-def _exact_matches(
-    items: Sequence[dict[str, Any]], row: JournalRow, floor: int | None
-) -> list[tuple[int, int | None]]:
-    """``(id, campaignId)`` of listed messages that can be this row's.
-
-    To exactly this recipient (the API's ``to`` criterion is a substring
-    match), with exactly this text, and newer than ``floor`` when one is known.
-    """
-    found = []
-    for item in items:
-        message_id, campaign_id = item.get("id"), item.get("campaignId")
-        if (
-            str(item.get("to", "")) == row.recipient
-            and item.get("text") == row.text
-            and isinstance(message_id, int)
-            and (floor is None or message_id > floor)
-        ):
-            found.append((message_id, campaign_id if isinstance(campaign_id, int) else None))
-    return found
 
 
 __all__ = [

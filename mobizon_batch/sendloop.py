@@ -17,11 +17,13 @@ from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mobizon_batch.client import SendReceipt
 from mobizon_batch.errors import MobizonBatchError, RunAborted
 from mobizon_batch.journal import JournalRow, Outcome
+from mobizon_batch.lookup import describe_unsure
 from mobizon_batch.vocabulary import SendState
 
 if TYPE_CHECKING:
@@ -48,6 +50,10 @@ class SendSummary:
     interrupted: bool = False
     aborted: RunAborted | None = None
     unreachable: str = ""
+    #: lost answers the message list could not settle in time (left ``unknown``)
+    unsettled: int = 0
+    #: Message/List calls the lookups made
+    list_calls: int = 0
 
     @property
     def rate(self) -> float:
@@ -79,8 +85,8 @@ class SendProgress:
 class Task:
     kind: str  # "send" or "search"
     row: JournalRow  # its intent_at is the time of the request a search looks for
-    #: for a search: only messages with a higher id can be this row's
-    floor: int | None = None
+    #: for a search: when the lost request ended (our clock), at the latest
+    ended: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class Result:
     error_code: int | None = None
     error: str = ""
     candidates: tuple[tuple[int, int | None], ...] = ()
+    #: a search: the list is old enough that what it lacks was not created
+    settled: bool = False
     exception: MobizonBatchError | None = None
     unreachable: bool = False
 
@@ -106,8 +114,10 @@ class _Row:
     state: str
     tries: int = 0
     searches: int = 0
-    #: the intent of this row's last request was made by this pass
-    claimed_here: bool = False
+    #: when its answer was lost (our clock; a crash's rows: when this pass began)
+    ended: datetime | None = None
+    #: the pass clock's reading then: the lookups give up ``lookup_seconds`` later
+    lost_at: float = 0.0
 
 
 @dataclass(eq=False)
@@ -137,13 +147,17 @@ class Run:
         )
         self.tracked: dict[str, _Row] = {}
         self.due: list[_Due] = []
+        # Rows a crash (or an earlier run's lookups) left unknown: their requests
+        # ended before this pass began at the latest.
         for row in self.journal.rows([SendState.UNKNOWN]):
             if keys is None or row.row_key in keys:
-                self.tracked[row.row_key] = _Row(row, state=SendState.UNKNOWN)
+                self.tracked[row.row_key] = _Row(
+                    row, state=SendState.UNKNOWN, ended=datetime.now(), lost_at=self.started
+                )
                 self.due.append(_Due(self.clock() + owner._settle_left(row.intent_at), row.row_key))
+        if self.due:
+            owner.reconciler.want()  # watch our first sends: the lookups need the lag
         self.live = self.journal.counts(keys)
-        # Every message created by this pass's requests is newer than this one.
-        self.newest_before = owner.newest_message_id() if self.pending or self.due else None
         self.busy_pairs: set[tuple[str, str]] = set()
         self.in_flight: dict[Future[Result], Task] = {}
         self.capacity = max(1, self.options.workers) * 2
@@ -209,7 +223,7 @@ class Run:
                 continue
             self.due = [d for d in self.due if d is not item]
             self.busy_pairs.add(pair)
-            self.submit(Task(SEARCH, row, self.floor_for(tracked)))
+            self.submit(Task(SEARCH, row, tracked.ended))
         batch: list[JournalRow] = []
         skipped: list[JournalRow] = []
         while self.pending and len(self.in_flight) + len(batch) < self.capacity:
@@ -230,17 +244,8 @@ class Run:
             if row.row_key not in claimed_keys:  # already settled: never handed out twice
                 self.busy_pairs.discard((row.recipient, row.text))
                 continue
-            tracked = self.move(row, SendState.SENDING)
-            tracked.claimed_here = True
+            self.move(row, SendState.SENDING)
             self.submit(Task(SEND, replace(row, intent_at=intent_at)))
-
-    def floor_for(self, tracked: _Row) -> int | None:
-        """The id a message must exceed to be this row's (None: no bound known)."""
-        floors = [self.journal.id_floor(tracked.row.intent_at)]
-        if tracked.claimed_here:
-            floors.append(self.newest_before)
-        known = [f for f in floors if f is not None]
-        return max(known) if known else None
 
     def submit(self, task: Task) -> None:
         work = self.owner._send if task.kind == SEND else self.owner._search
@@ -284,6 +289,8 @@ class Run:
             if result.state == SendState.FAILED:
                 summary.failed_now += 1
             if result.state == SendState.UNKNOWN:
+                tracked.ended, tracked.lost_at, tracked.searches = datetime.now(), self.clock(), 0
+                self.owner.reconciler.want()
                 self.due.append(_Due(self.clock() + options.settle_seconds, key))
         elif result.state == ABORT:
             outcomes.append(Outcome(key, SendState.PENDING, result.posts, error=result.error))
@@ -293,29 +300,50 @@ class Run:
             self.halt()
         elif result.state == FOUND:
             self.record(outcomes)  # the adoption must see every id recorded so far
-            adopted = self.journal.adopt(key, result.candidates) if result.candidates else None
-            if adopted is not None:
-                self.move(row, SendState.SENT)
-                summary.adopted += 1
-                summary.sent_now += 1
-                summary.segments_sent += row.segments
-            elif tracked.tries < options.max_attempts:
-                summary.resent += 1
-                self.pending.appendleft(row)
-            else:
-                outcomes.append(
-                    Outcome(
-                        key,
-                        SendState.UNKNOWN,
-                        error=f"no answer to {tracked.tries} attempts and not found in the "
-                        f"message list; not sent again (check the Mobizon panel)",
-                    )
-                )
+            self.settle(tracked, result, outcomes)
         elif result.state == SEARCH_FAILED:
             tracked.searches += 1
             if tracked.searches < options.max_attempts:
-                self.due.append(_Due(self.clock() + max(options.settle_seconds, 1.0), key))
+                self.due.append(_Due(self.clock() + self.pause(tracked), key))
             outcomes.append(Outcome(key, SendState.UNKNOWN, error=result.error))
+
+    def settle(self, tracked: _Row, result: Result, outcomes: list[Outcome]) -> None:
+        """Act on what a lookup found: adopt, send again, look again, or leave unknown."""
+        row, summary, options = tracked.row, self.summary, self.options
+        key = row.row_key
+        # 1. A message no other row owns, made after the intent: it is this row's.
+        adopted = self.journal.adopt(key, result.candidates) if result.candidates else None
+        if adopted is not None:
+            self.move(row, SendState.SENT)
+            summary.adopted += 1
+            summary.sent_now += 1
+            summary.segments_sent += row.segments
+        # 2. The list would show it by now and does not: nothing was created.
+        elif result.settled and tracked.tries < options.max_attempts:
+            summary.resent += 1
+            self.pending.appendleft(row)
+        elif result.settled:
+            outcomes.append(
+                Outcome(
+                    key,
+                    SendState.UNKNOWN,
+                    error=f"no answer to {tracked.tries} attempts and not found in the "
+                    f"message list; not sent again (check the Mobizon panel)",
+                )
+            )
+        # 3. Not sure yet: look again after a longer pause, within the bound.
+        elif self.clock() - tracked.lost_at < options.lookup_seconds and self.dispatching:
+            tracked.searches += 1
+            self.due.append(_Due(self.clock() + self.pause(tracked), key))
+        # 4. Still not sure: leave it unknown, and say why (a later run looks again).
+        else:
+            summary.unsettled += 1
+            outcomes.append(Outcome(key, SendState.UNKNOWN, error=describe_unsure(result.error)))
+
+    def pause(self, tracked: _Row) -> float:
+        """Growing pauses between lookups of one row: settle, then doubling, at most 30 s."""
+        first = max(self.options.settle_seconds, 0.5)
+        return float(min(first * 2 ** min(tracked.searches, 10), 30.0))
 
     def report(self) -> None:
         callback = self.owner.on_progress

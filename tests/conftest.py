@@ -15,6 +15,14 @@ from tests.helpers import TEST_KEY, WEBHOOK_SECRET
 from tests.scripted_server import ScriptedServer
 
 
+@pytest.fixture(autouse=True)
+def machine_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own machine state (registered journals, account clocks)."""
+    folder = tmp_path / "machine-state"
+    monkeypatch.setenv("MOBIZON_BATCH_STATE", str(folder))
+    return folder
+
+
 @pytest.fixture
 def emulator() -> Iterator[MobizonEmulator]:
     with MobizonEmulator(api_key=TEST_KEY, status_step=0.05) as emu:

@@ -1,5 +1,5 @@
 """What several test modules share: the test key, a free port, a fake clock, sample tables,
-signed webhook events and a way to post them.
+signed webhook events and a way to post them, the send command run as a process.
 
 One home for them, so that no test module imports another and a test file can be
 renamed or split without breaking the files that used its helpers.
@@ -7,10 +7,13 @@ renamed or split without breaking the files that used its helpers.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import http.client
 import json
+import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mobizon_batch.emulator import CallRecord
+from mobizon_batch.emulator import CallRecord, MobizonEmulator
 from mobizon_batch.table import InputTable
 
 # Long enough to be redacted as plain text, unlike a one-letter key.
@@ -165,3 +168,41 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         if time.monotonic() > deadline:
             pytest.fail(f"gave up waiting for {what}")
         time.sleep(0.02)
+
+
+# ----------------------------------------------- the send command as a process
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def wait_for_sends(emulator: MobizonEmulator, count: int = 1, limit: float = 30) -> None:
+    """Until the process under test has really started sending (startup takes a while)."""
+    deadline = time.monotonic() + limit
+    while len(emulator.calls("message/sendsmsmessage")) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def subprocess_env(emulator: MobizonEmulator) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MOBIZON_API_KEY": TEST_KEY,
+        "MOBIZON_API_URL": emulator.url,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def send_command(source: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mobizon_batch",
+        "send",
+        str(source),
+        "-o",
+        str(results),
+        "-q",
+        *extra,
+    ]

@@ -9,10 +9,8 @@ Ctrl-C stops cleanly; a bad key sends nothing; the key is written nowhere.
 from __future__ import annotations
 
 import csv
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,7 +23,13 @@ from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.journal import Journal
 from mobizon_batch.runs import send as runs_send
-from tests.helpers import TEST_KEY
+from tests.helpers import (
+    TEST_KEY,
+    read_results,
+    send_command,
+    subprocess_env,
+    wait_for_sends,
+)
 
 HEADER = ["Телефон", "Имя", "Текст"]
 
@@ -45,11 +49,6 @@ def write_list(path: Path, phones: list[str], extra_rows: list[list[str]] | None
     return path
 
 
-def read_results(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 @pytest.fixture
 def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff waits of the send pass shrink to a millisecond (the HTTP stays real)."""
@@ -58,36 +57,6 @@ def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
         self._halt.wait(min(seconds, 0.001))
 
     monkeypatch.setattr(send_module.SendPass, "_interruptible_sleep", quick)
-
-
-def wait_for_sends(emulator: MobizonEmulator, count: int = 1, limit: float = 30) -> None:
-    """Until the process under test has really started sending (startup takes a while)."""
-    deadline = time.monotonic() + limit
-    while len(emulator.calls("message/sendsmsmessage")) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
-def subprocess_env(emulator: MobizonEmulator) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MOBIZON_API_KEY": TEST_KEY,
-        "MOBIZON_API_URL": emulator.url,
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def send_command(source: Path, results: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "mobizon_batch",
-        "send",
-        str(source),
-        "-o",
-        str(results),
-        "-q",
-        *extra,
-    ]
 
 
 # ---------------------------------------------------------------------- faults
@@ -253,6 +222,7 @@ def test_rejected_row_is_failed_with_reason_and_exit_4(
         (["--deferred-to", "2001-01-01 10:00:00"], "between 1 hour and 14 days"),
         (["--deferred-to", "soon"], "YYYY-MM-DD HH:MM:SS"),
         (["--validity", "30"], "60 to 1440"),
+        (["--resend-window", "2"], "is not a duration"),
         (["-o", "r.pdf"], ".csv or .xlsx"),
     ],
 )

@@ -267,3 +267,61 @@ def test_answers_are_json_envelopes_in_utf8(emulator: MobizonEmulator) -> None:
     document = json.loads(response.content.decode("utf-8"))
     assert set(document) == {"code", "data", "message"}
     assert emulator.messages()[0].text == "Привет"
+
+
+# -------------------------------------------- behaviours the docs leave open
+
+
+def test_list_lag_hides_new_messages_from_the_list_only(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.configure(list_lag=30.0)
+    receipt = client.send_sms("77011234567", "hello")
+    assert client.list_messages()[0] == []  # not listed yet
+    assert [s.id for s in client.get_sms_status([receipt.message_id])] == [receipt.message_id]
+    emulator.shift_messages(31)
+    assert [m["id"] for m in client.list_messages()[0]] == [receipt.message_id]
+
+
+def test_random_ids_do_not_grow(emulator: MobizonEmulator, client: MobizonClient) -> None:
+    emulator.configure(random_ids=True)
+    ids = [client.send_sms(f"770112345{n:02d}", "hello").message_id for n in range(30)]
+    campaigns = [m.campaign_id for m in emulator.messages()]
+    assert len(set(ids)) == 30 and len(set(campaigns)) == 30
+    assert ids != sorted(ids)
+
+
+def test_normalized_texts_are_listed_and_matched_as_stored(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.configure(normalize_whitespace=True)
+    client.send_sms("77011234567", "  two  spaces\there ")
+    items, _ = client.list_messages()
+    assert items[0]["text"] == "two spaces here"
+    assert client.list_messages({"text": "  two  spaces\there "})[0] == []
+    assert len(client.list_messages({"text": "two spaces here"})[0]) == 1
+
+
+def test_clock_offset_moves_every_account_time(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.configure(clock_offset=3 * 3600, status_step=0.0)
+    client.send_sms("77011234567", "hello")
+    ours = datetime.now()
+    (item,), _ = client.list_messages()
+    shown = datetime.strptime(item["startSendTs"], "%Y-%m-%d %H:%M:%S")
+    assert abs(shown - (ours + timedelta(hours=3))) < timedelta(seconds=5)
+    later = ours + timedelta(hours=2)  # after it by our clock, before it by the account's
+    assert len(client.list_messages({"campaignCreateTsFrom": later})[0]) == 1
+    assert client.list_messages({"campaignCreateTsFrom": ours + timedelta(hours=4)})[0] == []
+
+
+def test_staged_messages_have_no_campaign_sent_time(emulator: MobizonEmulator) -> None:
+    with MobizonClient(TEST_KEY, emulator.url) as api:
+        staged = emulator.preload(3, sent=False)
+        sent = emulator.preload(2, prefix="7705", age=3600)
+        since = datetime.now() - timedelta(hours=2)
+        listed = api.list_messages({"campaignSentTsFrom": since})[0]
+        assert sorted(m["id"] for m in listed) == sorted(sent)
+        assert len(api.list_messages({"campaignCreateTsFrom": since})[0]) == 5
+        assert set(staged).isdisjoint(m["id"] for m in listed)

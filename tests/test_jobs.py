@@ -100,6 +100,14 @@ def test_a_status_job_needs_no_input(tmp_path: Path) -> None:
         ('name = "x"\noutput = "o.csv"\n[status]\ninterval = "5"\n', "'status.interval'"),
         ('name = "x"\noutput = "o.csv"\n[columns]\nphone = "p"\n', "need 'input'"),
         (
+            'name = "x"\noutput = "o.csv"\ninput = "incoming/promo.csv"\n[send]\nresend_window = "1"\n',
+            "'send.resend_window'",
+        ),
+        (
+            'name = "x"\noutput = "o.csv"\ninput = "incoming/promo.csv"\n[send]\nallow_resend = "yes"\n',
+            "true or false",
+        ),
+        (
             'name = "x"\noutput = "o.csv"\ninput = "incoming/promo.csv"\n[send]\noptout = "nope.txt"\n',
             "'send.optout' names",
         ),

@@ -253,6 +253,7 @@ def test_an_older_identical_message_is_never_adopted(
     # Yesterday's run (another journal) sent the very same texts to the same people.
     for number in numbers(30):
         client.send_sms(number, "Привет, это тест")
+    emulator.shift_messages(86_400)  # ... a day ago, not a millisecond ago
     yesterday = {m.id for m in emulator.messages()}
     emulator.configure(fault_drop_before=0.3, fault_methods=frozenset({"message/sendsmsmessage"}))
     journal.register(plan(30))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from mobizon_batch.cli.exits import EXIT_OK, send_exit_code
@@ -12,6 +13,7 @@ from mobizon_batch.cli.options import (
     add_api_options,
     add_plan_options,
     api_options_from_args,
+    duration,
     non_negative,
     plan_options_from_args,
     positive_int,
@@ -20,6 +22,7 @@ from mobizon_batch.cli.options import (
     validity,
 )
 from mobizon_batch.cli.output import TerminalObserver, say
+from mobizon_batch.history import DEFAULT_WINDOW, GuardReport
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.send import SendOptions, SendSummary
 
@@ -92,6 +95,19 @@ def add_send(commands: Commands) -> None:
         help="send again the rows the API rejected in an earlier run",
     )
     pace.add_argument(
+        "--allow-resend",
+        action="store_true",
+        help="send even to recipients the account already sent the same text within "
+        "--resend-window (by default those rows become already_sent and are not sent)",
+    )
+    pace.add_argument(
+        "--resend-window",
+        type=duration,
+        default=DEFAULT_WINDOW.total_seconds(),
+        metavar="DURATION",
+        help="how far back the history guard looks, like 90m, 24h or 2d (default: 24h)",
+    )
+    pace.add_argument(
         "--settle",
         type=non_negative,
         default=5.0,
@@ -125,6 +141,8 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
         retry_failed=args.retry_failed,
         dry_run=args.dry_run,
         api=api_options_from_args(args),
+        allow_resend=args.allow_resend,
+        resend_window=timedelta(seconds=args.resend_window),
     )
 
 
@@ -142,6 +160,8 @@ def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
     refusal = result.refusal()
     if refusal is not None:
         raise refusal
+    if result.guard is not None:
+        say(args, describe_guard(result.guard))
     if result.summary is None:
         return EXIT_OK
     print_send_summary(args, result.summary, result.results, result.journal)
@@ -155,7 +175,16 @@ def print_send_summary(
     args: argparse.Namespace, summary: SendSummary, results_path: Path, journal_path: Path
 ) -> None:
     counts = summary.counts
-    order = ("sent", "failed", "unknown", "pending", "invalid", "duplicate", "opted_out")
+    order = (
+        "sent",
+        "already_sent",
+        "failed",
+        "unknown",
+        "pending",
+        "invalid",
+        "duplicate",
+        "opted_out",
+    )
     shown = " · ".join(
         f"{name.replace('_', ' ')} {counts[name]:,}" for name in order if counts[name]
     )
@@ -168,6 +197,15 @@ def print_send_summary(
         lines.append(
             f"  lost answers: {summary.adopted:,} found already sent, {summary.resent:,} sent again"
         )
+    if counts["unknown"]:
+        lines.append(
+            f"  {counts['unknown']:,} unknown: their answers were lost and the message list "
+            f"could not yet tell whether they were created, so they were not sent again. "
+            f"Run the same command later to look again (nothing is sent twice), "
+            f"or check them in the Mobizon panel"
+        )
+    if summary.list_calls:
+        lines.append(f"  lost-answer lookups: {summary.list_calls:,} Message/List calls")
     if summary.retries or summary.slowdowns:
         lines.append(
             f"  retries: {summary.retries:,}; rate lowered {summary.slowdowns:,} times on code 30"
@@ -187,3 +225,16 @@ def print_send_summary(
             f"see send_status and error in {results_path}",
             file=sys.stderr,
         )
+
+
+def describe_guard(report: GuardReport) -> str:
+    """One line: what the history guard found, how it asked and what it cost."""
+    since = f"{report.since:%Y-%m-%d %H:%M:%S}" if report.since else "?"
+    widened = " (widened by a day: the account's clock is not known yet)" if report.widened else ""
+    cost = f"{report.calls:,} Message/List call{'s' if report.calls != 1 else ''}, {report.query}"
+    if not report.already:
+        return f"History guard: no row was sent since {since} account time{widened} ({cost})."
+    return (
+        f"History guard: {len(report.already):,} rows already sent since {since} account "
+        f"time{widened}: not sent again, see error per row; --allow-resend sends them ({cost})."
+    )

@@ -101,6 +101,29 @@ def add_emulator(commands: Commands) -> None:
         "--moderation", action="store_true", help="answer sends as awaiting moderation"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for faults and final statuses")
+    allowed = parser.add_argument_group("behaviours the API docs allow")
+    allowed.add_argument(
+        "--list-lag",
+        type=non_negative,
+        default=0.0,
+        metavar="SECONDS",
+        help="a new message shows in Message/List only this long after it was made",
+    )
+    allowed.add_argument(
+        "--random-ids", action="store_true", help="message ids that do not grow with time"
+    )
+    allowed.add_argument(
+        "--normalize-whitespace",
+        action="store_true",
+        help="store texts with runs of whitespace collapsed and the ends trimmed",
+    )
+    allowed.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the account's clock is this far ahead of this machine's (another time zone)",
+    )
     parser.add_argument(
         "--timezone",
         metavar="ZONE",
@@ -147,6 +170,10 @@ def run_emulator(args: argparse.Namespace) -> int:
         webhook_url=args.webhook_url,
         webhook_secret=os.environ.get(SECRET_VARIABLE, "").strip() or None,
         webhook_redeliveries=args.webhook_redeliveries,
+        list_lag=args.list_lag,
+        random_ids=args.random_ids,
+        normalize_whitespace=args.normalize_whitespace,
+        clock_offset=args.clock_offset,
     )
     faults = (config.fault_503, config.fault_drop_before, config.fault_drop_after)
     if sum(faults) + config.fault_999_after > 1.0:

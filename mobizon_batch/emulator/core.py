@@ -11,7 +11,7 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
@@ -64,6 +64,7 @@ class MobizonEmulator:
         self._active = 0
         self.balance = self.config.balance
         self._rng = random.Random(self.config.seed)
+        self._campaign_ids: dict[int, EmulatedMessage] = {}
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         self.webhooks = WebhookSender(self)
@@ -131,6 +132,7 @@ class MobizonEmulator:
         """Change knobs while running (for example, turn faults off)."""
         with self.lock:
             self.config = replace(self.config, **changes)
+            self.state.generation += 1
 
     def messages(self) -> list[EmulatedMessage]:
         """Copies of every message accepted, in order of creation."""
@@ -159,21 +161,28 @@ class MobizonEmulator:
             self.state.calls.clear()
 
     def preload(
-        self, count: int, *, prefix: str = "7701", text: str = "Preloaded message"
-    ) -> range:
-        """Create ``count`` messages at once, as if sent now; return their ids.
+        self,
+        count: int,
+        *,
+        prefix: str = "7701",
+        text: str = "Preloaded message",
+        age: float = 0.0,
+        sent: bool = True,
+    ) -> Sequence[int]:
+        """Create ``count`` messages at once, as if sent ``age`` seconds ago; return their ids.
 
         A test-support hook, not part of the API: the status-pass benchmark
         needs 100,000 sent messages, and sending them one HTTP call at a time
         would take longer than the thing it measures.  The messages are the
         same as sent ones (ids in sequence, a fate each, balance charged);
-        recipients are ``prefix`` followed by a 7-digit counter.
+        recipients are ``prefix`` followed by a 7-digit counter.  With
+        ``sent=False`` they are only staged (their campaign was never sent).
         """
-        now = self.clock()
+        now = self.clock() - age
         seg_num = max(count_segments(text).segments, 1)
+        ids: list[int] = []
         with self.lock:
             state = self.state
-            first = state.next_message_id
             for index in range(count):
                 message = EmulatedMessage(
                     id=state.next_message_id,
@@ -183,13 +192,17 @@ class MobizonEmulator:
                     sender="Mobizon",
                     seg_num=seg_num,
                     created=now,
+                    campaign_sent=now if sent else None,
                 )
                 self.store(message)
-        return range(first, first + count)
+                ids.append(message.id)
+        # In sequence unless the ids are random: a range says so, and is small.
+        return ids if self.config.random_ids or not ids else range(ids[0], ids[-1] + 1)
 
     def status_of(self, message: EmulatedMessage, now: float | None = None) -> dict[str, Any]:
         """Status fields of ``message`` at ``now`` (default: the clock)."""
-        return status_at(message, self.clock() if now is None else now, self.zone)
+        now = self.clock() if now is None else now
+        return status_at(message, now, self.zone, self.config.clock_offset)
 
     # -------------------------------------------------------------- serving
 
@@ -291,13 +304,38 @@ class MobizonEmulator:
 
     def store(self, message: EmulatedMessage) -> None:
         """Keep a new message (its fate fixed now) and charge it; the lock is held."""
-        message.final_status, message.step_seconds = self._fate(message)
         state = self.state
         state.next_message_id += 1
         state.next_campaign_id += 1
+        state.generation += 1
+        if self.config.random_ids:  # the docs never say ids grow with time
+            message.id = self._fresh_id(state.by_id)
+            message.campaign_id = self._fresh_id(self._campaign_ids)
+            self._campaign_ids[message.campaign_id] = message
+        message.final_status, message.step_seconds = self._fate(message)
         state.messages.append(message)
         state.by_id[message.id] = message
         self.balance -= self.config.price_per_segment * message.seg_num
+
+    def _fresh_id(self, taken: Mapping[int, object]) -> int:
+        """A random id not yet used (``random_ids``); the lock is held."""
+        while True:
+            candidate = self._rng.randrange(10_000_000, 99_999_999)
+            if candidate not in taken:
+                return candidate
+
+    def shift_messages(self, seconds: float) -> None:
+        """Move every message's creation ``seconds`` back in time.
+
+        A test-support hook, not part of the API: what an earlier day's send
+        looks like, without waiting a day.
+        """
+        with self.lock:
+            self.state.generation += 1
+            for message in self.state.messages:
+                message.created -= seconds
+                if message.campaign_sent is not None:
+                    message.campaign_sent -= seconds
 
     def _fate(self, message: EmulatedMessage) -> tuple[str, tuple[float, ...]]:
         """The message's final status and step durations, fixed by seed and id."""

@@ -8,9 +8,11 @@ the emulator's core knows nothing about any one module.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping
 from datetime import tzinfo
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from mobizon_batch.emulator.model import (
@@ -21,6 +23,7 @@ from mobizon_batch.emulator.model import (
     as_dict,
     as_list,
     format_ts,
+    normalize_spaces,
     optional_int,
     parse_ts,
     sort_key,
@@ -51,6 +54,8 @@ def send_sms_message(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     deferred_to: float | None = None
     if extra.get("deferredToTs"):
         deferred_to = parse_ts(str(extra["deferredToTs"]), emu.zone)
+        if deferred_to is not None:  # the account's clock → the machine's
+            deferred_to -= emu.config.clock_offset
         if deferred_to is None:
             errors["deferredToTs"] = "deferredToTs must be YYYY-MM-DD HH:MM:SS"
         elif not now + 3600 <= deferred_to <= now + 14 * 86400:
@@ -58,6 +63,8 @@ def send_sms_message(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     if errors:
         return Answer(1, errors, "Validation failed")
     seg_num = max(count_segments(text).segments, 1)
+    if emu.config.normalize_whitespace:
+        text = normalize_spaces(text)
     with emu.lock:
         state = emu.state
         message = EmulatedMessage(
@@ -68,6 +75,7 @@ def send_sms_message(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
             sender=str(params.get("from") or "Mobizon"),
             seg_num=seg_num,
             created=now,
+            campaign_sent=now,
             name=str(extra.get("name") or ""),
             validity=validity,
             mclass=mclass,
@@ -93,8 +101,8 @@ def get_sms_status(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     now = emu.clock()
     with emu.lock:
         found = [emu.state.by_id[i] for i in ids if i in emu.state.by_id]
-    zone = emu.zone
-    return Answer(0, [status_at(m, now, zone) for m in found])
+    zone, offset = emu.zone, emu.config.clock_offset
+    return Answer(0, [status_at(m, now, zone, offset) for m in found])
 
 
 def list_messages(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
@@ -114,15 +122,37 @@ def list_messages(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
     if attribute is None:
         return Answer(1, {"sort": f"Unknown sort field {sort_field}"}, "Validation failed")
     now, zone = emu.clock(), emu.zone
-    with emu.lock:
-        messages = [m for m in emu.state.messages if _matches(m, criteria, now, zone)]
-    messages.sort(
-        key=lambda m: _sort_value(m, attribute, now, zone),
-        reverse=str(direction).upper() == "DESC",
+    config = emu.config
+    descending = str(direction).upper() == "DESC"
+    # Paging through a big account asks the same question page after page; like
+    # the service's own indexes, the answer is kept while nothing it depends on
+    # changes (never when the list lags or the answer moves with time).
+    steady = (
+        config.list_lag == 0
+        and attribute in _STEADY_SORTS
+        and not any(str(name).lower() == "status" for name in criteria)
     )
+    key = (repr(sorted(criteria.items())), attribute, descending)
+    with emu.lock:
+        cached = emu.state.listing
+        generation = emu.state.generation
+        if steady and cached is not None and cached[0] == (key, generation):
+            messages = cached[1]
+        else:
+            # A message is listed only ``list_lag`` seconds after its creation.
+            listed_before = now - config.list_lag
+            matches = _criteria_test(criteria, now, zone, config.clock_offset)
+            messages = [m for m in emu.state.messages if m.created <= listed_before and matches(m)]
+            messages.sort(key=lambda m: _sort_value(m, attribute, now, zone), reverse=descending)
+            emu.state.listing = ((key, generation), messages) if steady else None
     chunk = messages[page * page_size : (page + 1) * page_size]
-    items = [_list_item(m, now, emu.config.price_per_segment, zone) for m in chunk]
+    price, offset = config.price_per_segment, config.clock_offset
+    items = [_list_item(m, now, price, zone, offset) for m in chunk]
     return Answer(0, {"items": items, "totalItemCount": str(len(messages))})
+
+
+#: Sort fields whose order does not move with time.
+_STEADY_SORTS = frozenset({"campaign_id", "sender", "to", "text", "seg_num"})
 
 
 def get_own_balance(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
@@ -132,9 +162,9 @@ def get_own_balance(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
 
 
 def _list_item(
-    message: EmulatedMessage, now: float, price: Decimal, zone: tzinfo | None
+    message: EmulatedMessage, now: float, price: Decimal, zone: tzinfo | None, offset: float
 ) -> dict[str, Any]:
-    status = status_at(message, now, zone)
+    status = status_at(message, now, zone, offset)
     country, operator = _number_info(message.to)
     return {
         "id": str(message.id),
@@ -167,31 +197,72 @@ def _sort_value(
     return sort_key(getattr(message, attribute))
 
 
-def _matches(
-    message: EmulatedMessage, criteria: Mapping[str, Any], now: float, zone: tzinfo | None
-) -> bool:
-    """Message/List criteria: ``to`` is a substring match, the others exact."""
+def _criteria_test(
+    criteria: Mapping[str, Any], now: float, zone: tzinfo | None, offset: float
+) -> Callable[[EmulatedMessage], bool]:
+    """Message/List criteria as one test: ``to`` is a substring match, the others exact.
+
+    Times compare in the account's clock (``zone``, ``offset`` ahead), to the
+    second, as the API's ``YYYY-MM-DD HH:MM:SS`` does.  Each criterion is
+    parsed once per request: a list of 100,000 messages is filtered per call.
+    """
+    tests: list[Callable[[EmulatedMessage], bool]] = []
     for name, value in criteria.items():
         if value in (None, ""):
             continue
-        key = str(name).lower()
-        if key == "to" and str(value) not in message.to:
+        key, text = str(name).lower(), str(value)
+        if key in _FIELD_CRITERIA:
+            tests.append(partial(_field_is, _FIELD_CRITERIA[key], text))
+        elif key == "campaignids":
+            tests.append(partial(_campaign_in, {str(v) for v in as_list(value)}))
+        elif key in _TIME_CRITERIA:
+            tests.append(_time_test(key, text, zone, offset))
+        elif key == "status":
+            tests.append(partial(_status_in, text, now))
+    return lambda message: all(test(message) for test in tests)
+
+
+_FIELD_CRITERIA = {"to": "to", "text": "text", "from": "sender"}
+
+
+def _field_is(attribute: str, wanted: str, message: EmulatedMessage) -> bool:
+    value = str(getattr(message, attribute))
+    return wanted in value if attribute == "to" else value == wanted
+
+
+def _campaign_in(wanted: set[str], message: EmulatedMessage) -> bool:
+    return str(message.campaign_id) in wanted
+
+
+def _status_in(wanted: str, now: float, message: EmulatedMessage) -> bool:
+    return str(status_at(message, now)["status"]) == wanted
+
+
+_TIME_CRITERIA = {
+    "campaigncreatetsfrom": ("created", True),
+    "campaigncreatetsto": ("created", False),
+    "campaignsenttsfrom": ("campaign_sent", True),
+    "campaignsenttsto": ("campaign_sent", False),
+}
+
+
+def _time_test(
+    key: str, text: str, zone: tzinfo | None, offset: float
+) -> Callable[[EmulatedMessage], bool]:
+    attribute, is_from = _TIME_CRITERIA[key]
+    bound = parse_ts(text, zone)
+
+    def test(message: EmulatedMessage) -> bool:
+        moment: float | None = getattr(message, attribute)
+        if moment is None:  # a campaign never sent has no sent time
             return False
-        if key == "text" and message.text != str(value):
-            return False
-        if key == "from" and message.sender != str(value):
-            return False
-        if key == "campaignids" and str(message.campaign_id) not in {
-            str(s) for s in as_list(value)
-        }:
-            return False
-        if key == "campaigncreatetsfrom" and format_ts(message.created, zone) < str(value):
-            return False
-        if key == "campaigncreatetsto" and format_ts(message.created, zone) > str(value):
-            return False
-        if key == "status" and status_at(message, now, zone)["status"] != str(value):
-            return False
-    return True
+        if bound is None:  # not a time: compare as the API's text would
+            shown = format_ts(moment + offset, zone)
+            return bool(shown >= text if is_from else shown <= text)
+        second = float(math.floor(moment + offset))
+        return bool(second >= bound if is_from else second <= bound)
+
+    return test
 
 
 def _number_info(number: str) -> tuple[str, str]:

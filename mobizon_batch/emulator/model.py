@@ -57,6 +57,7 @@ class EmulatorConfig:
     the connection without answering — the ambiguous case; ``fault_999_after``
     does the work and then answers code 999 (general service error), the
     ambiguous case with an envelope.
+
     ``timezone`` is the account's zone (an IANA name): the timestamps it
     writes and the ``deferredToTs`` it checks are in that zone's local time,
     as on the live service; None means this machine's local time.
@@ -66,6 +67,16 @@ class EmulatorConfig:
     delivered ``webhook_redeliveries`` extra times even after a 2xx; a failed
     delivery retried up to ``webhook_retries`` times, the pause growing by
     ``webhook_retry_pause``; ``webhook_senders`` POSTs at once.
+
+    Behaviours the docs allow and a client must not assume away:
+    ``list_lag`` — a new message shows in Message/List only that many seconds
+    after it was created (GetSMSStatus knows it at once); ``random_ids`` —
+    message and campaign ids are drawn at random instead of growing with time;
+    ``normalize_whitespace`` — texts are stored (and listed, and matched by
+    ``criteria[text]``) with runs of whitespace collapsed to one space and the
+    ends trimmed; ``clock_offset`` — the account's clock (every timestamp the
+    API shows or reads) is that many seconds ahead of ``timezone``'s (a skewed
+    clock, or a zone known only as an offset).
     """
 
     api_key: str | None = "test-key"
@@ -83,6 +94,10 @@ class EmulatorConfig:
     currency: str = "KZT"
     price_per_segment: Decimal = Decimal("9.50")
     wrong_domain: str | None = None
+    list_lag: float = 0.0
+    random_ids: bool = False
+    normalize_whitespace: bool = False
+    clock_offset: float = 0.0
     seed: int = 0
     timezone: str | None = None
     webhook_url: str | None = None
@@ -111,6 +126,8 @@ class EmulatedMessage:
     validity: int | None = None
     mclass: int | None = None
     deferred_to: float | None = None
+    #: when its campaign was sent (None: only staged, it reaches nobody)
+    campaign_sent: float | None = None
     final_status: str = "DELIVRD"
     step_seconds: tuple[float, ...] = ()
 
@@ -147,12 +164,19 @@ class State:
     buckets: dict[str, Bucket] = field(default_factory=dict)
     next_message_id: int = 41_000_001
     next_campaign_id: int = 7_300_001
+    #: changes whenever what Message/List could answer changes (a message, a knob)
+    generation: int = 0
+    #: the last listing's key and its matching messages, sorted (pages 2, 3, … reuse it)
+    listing: tuple[Any, list[EmulatedMessage]] | None = None
 
 
-def status_at(message: EmulatedMessage, now: float, zone: tzinfo | None = None) -> dict[str, Any]:
+def status_at(
+    message: EmulatedMessage, now: float, zone: tzinfo | None = None, offset: float = 0.0
+) -> dict[str, Any]:
     """GetSMSStatus fields for ``message`` at time ``now`` (all as strings or null).
 
-    Times are written in ``zone`` (the account's), this machine's when None.
+    Times are written in ``zone`` (the account's), this machine's when None,
+    ``offset`` seconds ahead (the account clock's lead: ``clock_offset``).
     """
     start = message.deferred_to or message.created
     steps = list(NON_FINAL_STEPS) + (["PDLIVRD"] if len(message.step_seconds) > 3 else [])
@@ -169,8 +193,8 @@ def status_at(message: EmulatedMessage, now: float, zone: tzinfo | None = None) 
         "id": str(message.id),
         "status": status,
         "segNum": str(message.seg_num),
-        "startSendTs": format_ts(started, zone),
-        "statusUpdateTs": format_ts(changed, zone),
+        "startSendTs": format_ts(None if started is None else started + offset, zone),
+        "statusUpdateTs": format_ts(None if changed is None else changed + offset, zone),
     }
 
 
@@ -185,6 +209,11 @@ def format_ts(moment: float | None, zone: tzinfo | None = None) -> str | None:
     if moment is None:
         return None
     return datetime.fromtimestamp(moment, zone).strftime(TIMESTAMP_FORMAT)
+
+
+def normalize_spaces(text: str) -> str:
+    """How a service may store a text: runs of whitespace as one space, ends trimmed."""
+    return " ".join(text.split())
 
 
 def parse_ts(text: str, zone: tzinfo | None = None) -> float | None:

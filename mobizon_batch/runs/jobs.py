@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
+from mobizon_batch.history import DEFAULT_WINDOW
 from mobizon_batch.jobs import Job, job_lock
 from mobizon_batch.journal import default_journal_path
 from mobizon_batch.prepare import PlanOptions
@@ -180,6 +182,12 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
         journal=job.journal,
         retry_failed=send.get("retry_failed", False),
         api=api,
+        allow_resend=send.get("allow_resend", False),
+        resend_window=timedelta(
+            seconds=parse_duration(send["resend_window"])  # load_job checked the spelling
+            if "resend_window" in send
+            else DEFAULT_WINDOW.total_seconds()
+        ),
     )
 
 

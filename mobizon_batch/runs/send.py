@@ -1,26 +1,39 @@
 """send_list: the whole safe send of a list in one call.
 
-Plan, balance pre-flight, the missing-journal refusal, the journal, the send
-pass with its checkpoints, and the results file, in the order that keeps
-the promise "never twice": nothing is sent before the key works and the
-journal holds every row; the results file is a rendering of the journal and
-a failure to write it never stops a send half way.
+Plan, balance pre-flight, the results-file lock, the missing-journal
+refusal, the journal, the history guard, the send pass with its checkpoints,
+and the results file, in the order that keeps the promise "never twice":
+nothing is sent before the key works, the results file has one owner, the
+journal holds every row and the account's recent history has been checked;
+the results file is a rendering of the journal and a failure to write it
+never stops a send half way.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from mobizon_batch.accountclock import account_clock, parse_zone, resolve_account_clock
+from mobizon_batch.accountclock import (
+    AccountClock,
+    account_clock,
+    parse_zone,
+    resolve_account_clock,
+)
+from mobizon_batch.client import MobizonClient
 from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError
+from mobizon_batch.history import DEFAULT_WINDOW, GuardReport, Planned, guard
 from mobizon_batch.journal import Journal, default_journal_path
+from mobizon_batch.locks import ProcessLock
 from mobizon_batch.prepare import Plan
+from mobizon_batch.registry import known_offset
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.results import dry_run_results, known_statuses, send_results
+from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.runs.common import (
     ApiOptions,
     ListOptions,
@@ -58,6 +71,9 @@ class SendListOptions(ListOptions):
     retry_failed: bool = False
     dry_run: bool = False
     api: ApiOptions = field(default_factory=ApiOptions)
+    #: send even to recipients the account sent the same text within ``resend_window``
+    allow_resend: bool = False
+    resend_window: timedelta = DEFAULT_WINDOW
 
 
 @dataclass
@@ -80,6 +96,8 @@ class SendListResult:
     planned: Path | None = None
     #: the account's clock ``deferred_to`` was checked on (``AccountClock.describe``)
     account_zone: str = ""
+    #: what the history guard found (None with ``allow_resend``, or nothing to send)
+    guard: GuardReport | None = None
 
     @property
     def balance(self) -> Decimal | None:
@@ -129,10 +147,11 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             clock = account_clock(client, options.timezone)
             send = replace(send, deferred_to=check_deferred_to(options.deferred_to, clock=clock))
             result.account_zone = clock.describe()
-        refuse_orphan_results(results, journal_path)
-        with Journal(journal_path) as journal:
+        with results_lock(results), _checked_journal(results, journal_path) as journal:
             journal.register(plan.entries(), retry_failed=options.retry_failed)
             keys = frozenset(plan.rows["row_key"])
+            if not options.allow_resend:
+                result.guard = guard_history(client, journal, keys, options)
             counts = journal.counts(keys)
             to_do = (
                 counts[SendState.PENDING] + counts[SendState.SENDING] + counts[SendState.UNKNOWN]
@@ -164,7 +183,10 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                     failures.append(exc)
                     raise
 
-            send_pass = SendPass(client, journal, send, keys=keys, checkpoint=checkpoint)
+            seen = result.guard.seen_ids if result.guard else ()
+            send_pass = SendPass(
+                client, journal, send, keys=keys, checkpoint=checkpoint, known_before=seen
+            )
             send_pass.on_progress = observer.sent
             with observer.sending(send_pass.request_stop):
                 result.summary = send_pass.run()
@@ -181,6 +203,58 @@ def _check_time_options(options: SendListOptions) -> None:
         parse_zone(options.timezone)
     if options.deferred_to is not None:
         check_deferred_to(options.deferred_to)
+
+
+def results_lock(results: Path) -> ProcessLock:
+    """One send at a time per results file, whatever journal each one uses.
+
+    The journal's own lock cannot see a second send of the same results file
+    that was given another ``--journal``: both would send every row.
+    """
+    return ProcessLock(
+        results.with_name(results.name + ".sending.lock"),
+        lambda holder: ConfigError(
+            f"{results} is in use by {holder}: another send is writing this results file; "
+            f"wait for it to finish (two at once could send rows twice)"
+        ),
+    )
+
+
+def guard_history(
+    client: MobizonClient, journal: Journal, keys: frozenset[str], options: SendListOptions
+) -> GuardReport | None:
+    """Mark the pending rows the account already sent lately ``already_sent``.
+
+    Asked only for rows about to be sent: rows this journal sent, or whose
+    outcome it is settling, are the journal's business.
+    """
+    pending = [
+        Planned(row.row_key, row.recipient, row.text)
+        for row in journal.rows([SendState.PENDING])
+        if row.row_key in keys
+    ]
+    if not pending:
+        return None
+    window = options.resend_window
+    # The account's clock as a send from this machine measured it, else as the
+    # user declared it (--timezone); else unknown, and the guard widens its window.
+    offset = known_offset(client.host)
+    if offset is None and options.timezone:
+        zone = AccountClock(parse_zone(options.timezone), "from --timezone")
+        offset = zone.offset().total_seconds()
+    report = guard(
+        client,
+        pending,
+        window=window,
+        offset=offset,
+        own_ids=journal.owned_ids(),
+        policy=ReadPolicy(attempts=options.send.max_attempts),
+    )
+    journal.mark_already_sent(
+        (key, earlier.message_id, earlier.campaign_id, report.reason(earlier, window))
+        for key, earlier in report.already.items()
+    )
+    return report
 
 
 def _dry_run(
@@ -212,6 +286,12 @@ def _dry_run(
 def dry_run_path(results_path: Path) -> Path:
     """``r.csv`` → ``r.dry-run.csv``: where a dry run writes when ``r.csv`` exists."""
     return results_path.with_name(f"{results_path.stem}.dry-run{results_path.suffix}")
+
+
+def _checked_journal(results: Path, journal_path: Path) -> Journal:
+    """The journal, opened once the results file is known not to be another journal's."""
+    refuse_orphan_results(results, journal_path)
+    return Journal(journal_path)
 
 
 def refuse_orphan_results(results_path: Path, journal_path: Path) -> None:

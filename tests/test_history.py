@@ -1,0 +1,107 @@
+"""The history guard: what counts as already sent, which query it picks, and its bound."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from mobizon_batch.client import MobizonClient
+from mobizon_batch.emulator import MobizonEmulator
+from mobizon_batch.errors import ConfigError
+from mobizon_batch.history import Planned, guard
+
+
+def planned(count: int, text: str = "Sale today", prefix: str = "7701") -> list[Planned]:
+    return [Planned(f"k{n}", f"{prefix}{n:07d}", text) for n in range(count)]
+
+
+def test_rows_already_sent_get_that_message(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    ids = emulator.preload(5, text="Sale today")
+    time.sleep(0.3)  # on their way: startSendTs is set
+    report = guard(client, planned(8), offset=0.0)
+    assert {key: e.message_id for key, e in report.already.items()} == {
+        f"k{n}": ids[n] for n in range(5)
+    }
+    assert report.seen_ids == set(ids)
+    assert all(e.started for e in report.already.values())  # when it went, for the reason
+
+
+def test_only_the_same_text_to_the_same_number_counts(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.preload(3, text="Sale today!")  # another text
+    emulator.preload(3, prefix="7702", text="Sale today")  # other numbers
+    assert guard(client, planned(3), offset=0.0).already == {}
+
+
+def test_texts_match_whitespace_normalized_both_ways(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.preload(2, text="Sale  today ")
+    emulator.configure(normalize_whitespace=True)
+    client.send_sms("77010000002", "Sale   today")  # stored as "Sale today"
+    report = guard(client, planned(3, "Sale  today"), offset=0.0)
+    assert set(report.already) == {"k0", "k1", "k2"}
+
+
+def test_messages_outside_the_window_or_staged_do_not_count(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.preload(2, text="Sale today", age=3 * 3600)  # three hours ago
+    emulator.preload(2, text="Sale today", sent=False)  # staged, never sent
+    assert guard(client, planned(4), window=timedelta(hours=2), offset=0.0).already == {}
+    assert len(guard(client, planned(4), window=timedelta(hours=4), offset=0.0).already) == 2
+
+
+def test_an_unknown_account_clock_widens_the_window(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.preload(2, text="Sale today", age=3 * 3600)
+    report = guard(client, planned(2), window=timedelta(hours=2), offset=None)
+    assert report.widened and len(report.already) == 2  # errs towards not sending
+
+
+def test_messages_this_journal_owns_are_not_history(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    ids = emulator.preload(3, text="Sale today")
+    report = guard(client, planned(3), offset=0.0, own_ids={ids[0]})
+    assert set(report.already) == {"k1", "k2"}
+
+
+def test_one_earlier_message_answers_for_one_row(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    # The list asks for the same text to one number twice (--allow-duplicates).
+    emulator.preload(1, text="Sale today")
+    rows = [Planned("a", "77010000000", "Sale today"), Planned("b", "77010000000", "Sale today")]
+    assert list(guard(client, rows, offset=0.0).already) == ["a"]
+
+
+def test_few_texts_are_asked_by_text_many_by_time_window(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.preload(1000, prefix="7709", text="Someone else's campaign")
+    emulator.preload(30, text="Sale today")
+    by_text = guard(client, planned(30), offset=0.0)
+    assert by_text.query == "by text" and len(by_text.already) == 30
+    assert by_text.calls == 2  # the size of the window, then one page of the text
+    emulator.reset_calls()
+    many = [Planned(f"k{n}", f"7701{n:07d}", f"Code {n}") for n in range(30)]
+    by_time = guard(client, many, offset=0.0)
+    assert by_time.query == "by time window"
+    assert by_time.calls == len(emulator.calls("message/list")) == 11  # 1,030 messages
+    assert len(guard(client, planned(30), offset=0.0).already) == 30
+
+
+def test_the_guard_stops_at_its_bound_with_a_sentence(
+    emulator: MobizonEmulator, client: MobizonClient
+) -> None:
+    emulator.preload(500, prefix="7709", text="Other")
+    many = [Planned(f"k{n}", f"7701{n:07d}", f"Code {n}") for n in range(30)]
+    with pytest.raises(ConfigError, match="history guard stopped after 3 Message/List calls"):
+        guard(client, many, offset=0.0, max_calls=3)
