@@ -21,7 +21,7 @@ crash       300 rows, one text, sent to day1.csv; 2 hours later the same list
             to day2.csv (``--allow-resend``), killed during its first batch
             (``--rate 2``), then run again; the account clock is 3.5 h ahead
 lag         500 rows, 5 % answers lost after the message was made, Message/List
-            shows a message only 10 s after it was made, default ``--settle``
+            shows a message only 10 s (``--lag``) after it was made, default ``--settle``
 ids         the same with message ids that do not grow with time
 spaces      the same with texts holding double spaces, stored normalized
 second-file the same list sent again to another results file
@@ -120,9 +120,7 @@ def supports(flag: str) -> bool:
     return flag in help_text
 
 
-def judge(
-    emulator: MobizonEmulator, results: list[Path], before: set[int], phones: list[str]
-) -> Outcome:
+def judge(emulator: MobizonEmulator, results: list[Path], before: set[int]) -> Outcome:
     """Count what recipients would notice, from the emulator's own record."""
     messages = emulator.messages()
     new = [m for m in messages if m.id not in before]
@@ -138,7 +136,6 @@ def judge(
                 outcome.wrong += message_id not in new_ids
                 outcome.missing += per_recipient[row["recipient"]] == 0
     outcome.list_calls = len(emulator.calls("message/list"))
-    del phones
     return outcome
 
 
@@ -146,7 +143,7 @@ def lossy(size: int, folder: Path, text: Callable[[int], str], **knobs: object) 
     """``size`` rows, 5 % lost answers after the message was made, one knob on."""
     with MobizonEmulator(api_key=KEY, fault_methods=SENDS, fault_drop_after=0.05, **knobs) as emu:
         source = folder / "list.csv"
-        phones = write_list(source, size, text)
+        write_list(source, size, text)
         results = folder / "results.csv"
         run = subprocess.run(
             send_args(source, results, "--rate", "50"),
@@ -155,7 +152,7 @@ def lossy(size: int, folder: Path, text: Callable[[int], str], **knobs: object) 
             text=True,
             check=False,
         )
-        outcome = judge(emu, [results], set(), phones)
+        outcome = judge(emu, [results], set())
         outcome.exit_codes.append(run.returncode)
         return outcome
 
@@ -165,7 +162,7 @@ def crash(size: int, folder: Path) -> Outcome:
     resend = ["--allow-resend"] if supports("--allow-resend") else []
     with MobizonEmulator(api_key=KEY, clock_offset=3.5 * 3600, latency=0.05) as emu:
         source = folder / "list.csv"
-        phones = write_list(source, size, lambda n: text)
+        write_list(source, size, lambda n: text)
         env = environment(emu)
         day1 = subprocess.run(
             send_args(source, folder / "day1.csv", "--rate", "0"), env=env, check=False
@@ -188,7 +185,7 @@ def crash(size: int, folder: Path) -> Outcome:
         rerun = subprocess.run(
             send_args(source, day2, "--rate", "0", *resend), env=env, check=False
         )
-        outcome = judge(emu, [day2], before, phones)
+        outcome = judge(emu, [day2], before)
         outcome.exit_codes += [day1.returncode, rerun.returncode]
         return outcome
 
@@ -196,12 +193,12 @@ def crash(size: int, folder: Path) -> Outcome:
 def second_file(size: int, folder: Path) -> Outcome:
     with MobizonEmulator(api_key=KEY) as emu:
         source = folder / "list.csv"
-        phones = write_list(source, size, lambda n: f"Code {n:05d}")
+        write_list(source, size, lambda n: f"Code {n:05d}")
         env = environment(emu)
         first = subprocess.run(send_args(source, folder / "day1.csv"), env=env, check=False)
         emu.reset_calls()
         again = subprocess.run(send_args(source, folder / "day1-typo.csv"), env=env, check=False)
-        outcome = judge(emu, [folder / "day1-typo.csv"], set(), phones)
+        outcome = judge(emu, [folder / "day1-typo.csv"], set())
         outcome.exit_codes += [first.returncode, again.returncode]
         return outcome
 
@@ -209,7 +206,7 @@ def second_file(size: int, folder: Path) -> Outcome:
 def two_journals(size: int, folder: Path) -> Outcome:
     with MobizonEmulator(api_key=KEY, latency=0.01) as emu:
         source = folder / "list.csv"
-        phones = write_list(source, size, lambda n: f"Code {n:05d}")
+        write_list(source, size, lambda n: f"Code {n:05d}")
         env = environment(emu)
         results = folder / "results.csv"
         processes = [
@@ -222,7 +219,7 @@ def two_journals(size: int, folder: Path) -> Outcome:
             for n in range(2)
         ]
         codes = [p.wait() for p in processes]
-        outcome = judge(emu, [results], set(), phones)
+        outcome = judge(emu, [results], set())
         outcome.exit_codes += codes
         return outcome
 
@@ -231,11 +228,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller lists")
     parser.add_argument("--only", nargs="*", help="scenario names")
+    parser.add_argument(
+        "--lag", type=float, default=10.0, help="the list's lag in the lag scenario (seconds)"
+    )
     args = parser.parse_args()
     big, small = (150, 100) if args.quick else (500, 300)
     scenarios: dict[str, Callable[[Path], Outcome]] = {
         "crash": lambda f: crash(small, f),
-        "lag": lambda f: lossy(big, f, lambda n: f"Code {n:05d}", list_lag=10.0),
+        "lag": lambda f: lossy(big, f, lambda n: f"Code {n:05d}", list_lag=args.lag),
         "ids": lambda f: lossy(big, f, lambda n: f"Code {n:05d}", random_ids=True),
         "spaces": lambda f: lossy(
             big, f, lambda n: f"Code  {n:05d}:  see you ", normalize_whitespace=True
