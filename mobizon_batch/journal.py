@@ -441,22 +441,6 @@ class Journal:
             pairs = self._db.execute("SELECT row_key, state FROM rows").fetchall()
         return Counter(state for key, state in pairs if key in keys)
 
-    def id_floor(self, before: str | None) -> int | None:
-        """The highest message id this journal had received before ``before``.
-
-        Message ids grow with time, so a message created by a request made
-        after that moment has a higher id: anything at or below the floor is
-        an older message, whatever its text (see the send pass's search).
-        """
-        if not before:
-            return None
-        with self._lock:
-            row = self._db.execute(
-                "SELECT MAX(message_id) FROM rows WHERE sent_at IS NOT NULL AND sent_at < ?",
-                (before,),
-            ).fetchone()
-        return int(row[0]) if row and row[0] is not None else None
-
     def frame(self) -> pd.DataFrame:
         """Every row's outcome as a DataFrame (for rendering results files)."""
         with self._lock:

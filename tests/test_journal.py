@@ -115,20 +115,3 @@ def test_counts_of_the_current_list_only(tmp_path: Path) -> None:
         journal.register([entry("a"), entry("b"), entry("c", "duplicate")])
         assert journal.counts() == {PENDING: 2, "duplicate": 1}
         assert journal.counts({"a", "c"}) == {PENDING: 1, "duplicate": 1}
-
-
-def test_id_floor_is_the_newest_id_received_before_a_moment(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite"
-    with Journal(path) as journal:
-        journal.register([entry("a"), entry("b"), entry("c")])
-        assert journal.id_floor("2999-01-01 00:00:00") is None
-        journal.record([Outcome("a", SENT, 1, 500, 1), Outcome("b", SENT, 1, 700, 2)])
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE rows SET sent_at='2026-11-28 10:00:00' WHERE row_key='a'")
-        db.execute("UPDATE rows SET sent_at='2026-11-28 10:00:05' WHERE row_key='b'")
-    with Journal(path) as journal:
-        assert journal.id_floor("2026-11-28 09:59:59") is None
-        assert journal.id_floor("2026-11-28 10:00:01") == 500
-        assert journal.id_floor("2026-11-28 10:00:05") == 500  # the same second is not "before"
-        assert journal.id_floor("2026-11-28 10:00:06") == 700
-        assert journal.id_floor(None) is None
