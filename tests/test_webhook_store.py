@@ -154,3 +154,19 @@ def test_the_export_refuses_a_workbook_name(tmp_path: Path) -> None:
 
     with pytest.raises(Exception, match=r"\.txt or \.csv"):
         export_optout(tmp_path / "events.sqlite", tmp_path / "optout.xlsx")
+
+
+def test_the_export_runs_again_over_the_empty_list_it_wrote(tmp_path: Path) -> None:
+    # A nightly export before anyone unsubscribed writes an empty list; the next
+    # night's export must read it as a list with no numbers, not refuse it.
+    store_path = tmp_path / "events.sqlite"
+    EventStore(store_path).close()
+    optout = tmp_path / "optout.txt"
+
+    first = export_optout(store_path, optout)
+    with EventStore(store_path) as store:
+        store.record(unsubscribe("46", ("MOBILE", "77011234567")))
+    second = export_optout(store_path, optout)
+
+    assert (first.added, second.added) == (0, 1)
+    assert optout.read_text() == "+77011234567\n"

@@ -165,7 +165,9 @@ def export_optout(
         )
     with EventStore(store_path, create=False) as store:
         numbers = unsubscribed_numbers(store, region)
-    existing_text = decode_text_file(target) if target.exists() else ""
+    # An empty file (an earlier export that found no one) is a list with no numbers.
+    there = target.exists() and target.stat().st_size > 0
+    existing_text = decode_text_file(target) if there else ""
     lines_there = existing_text.splitlines()
     known = parse_optout_text(lines_there, region)
     verbatim = {line.strip() for line in lines_there}
