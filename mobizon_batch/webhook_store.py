@@ -299,11 +299,17 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 
 
 def _create_owner_only(path: Path) -> None:
-    """Create ``path`` with mode 0600 unless it exists (SQLite copies the mode to its -wal/-shm)."""
+    """Create ``path`` with mode 0600 unless it exists (SQLite copies the mode to its -wal/-shm).
+
+    An existing file keeps its mode here: it may be no store at all (a journal
+    given by mistake), and ``_prepare`` tightens it only once it is known as one.
+    """
     if not path.parent.is_dir():
         raise ConfigError(f"the folder of the event store does not exist: {path.parent}")
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, _OWNER_ONLY)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, _OWNER_ONLY)
+    except FileExistsError:
+        return
     except OSError as exc:
         raise ConfigError(f"cannot create the event store {path}: {exc.strerror}") from None
     os.close(descriptor)

@@ -111,6 +111,7 @@ def test_other_files_are_not_taken_for_a_store(tmp_path: Path, kind: str) -> Non
         with sqlite3.connect(path) as db:
             db.execute("CREATE TABLE t (x)")
         db.close()
+    path.chmod(0o644)  # not ours to tighten: refused files keep their mode
     before = path.read_bytes()
 
     with pytest.raises(InputError, match="not a webhook event store"):
@@ -118,6 +119,7 @@ def test_other_files_are_not_taken_for_a_store(tmp_path: Path, kind: str) -> Non
     with pytest.raises(InputError, match="not a webhook event store"):
         EventStore(path)  # not even the receiver writes into a journal
     assert path.read_bytes() == before
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_unsubscribed_numbers_take_phone_fields_only(tmp_path: Path) -> None:
