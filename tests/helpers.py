@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,34 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mobizon_batch.client import StatusRecord
 from mobizon_batch.emulator import CallRecord, MobizonEmulator
+from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.table import InputTable
 
 # Long enough to be redacted as plain text, unlike a one-letter key.
 TEST_KEY = "k3yS3cr3tAbCdEf0123456789abcdef01234567"
 
 STATUS_CALL = "message/getsmsstatus"
+#: Retries without pauses, for tests of read passes.
+INSTANT = ReadPolicy(sleep=lambda _seconds: None)
 
 KZ1, KZ2, KZ3 = "77012345678", "77021112233", "77051112233"
+
+
+class ScriptedStatuses:
+    """A StatusSource that answers from a dict and remembers what it was asked."""
+
+    def __init__(self, statuses: dict[int, str]) -> None:
+        self.statuses = statuses
+        self.asked: list[list[int]] = []
+
+    def get_sms_status(self, ids: Iterable[int]) -> list[StatusRecord]:
+        batch = list(ids)
+        self.asked.append(batch)
+        return [
+            StatusRecord(i, self.statuses[i], 2, None, None) for i in batch if i in self.statuses
+        ]
 
 
 def free_port() -> int:

@@ -23,11 +23,9 @@ from mobizon_batch.listing import (
     parse_moment,
     parse_sort,
 )
-from mobizon_batch.retries import ReadPolicy
-from tests.helpers import TEST_KEY, FakeClock
+from tests.helpers import INSTANT, TEST_KEY, FakeClock
 
 LIST_CALL = "message/list"
-INSTANT = ReadPolicy(sleep=lambda _seconds: None)
 
 
 @pytest.fixture

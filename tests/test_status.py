@@ -16,12 +16,9 @@ from mobizon_batch.errors import InputError
 from mobizon_batch.resultfile import (
     STATUS_COLUMNS,
 )
-from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.status import RefreshResult, refresh_statuses, wait_until_final
 from mobizon_batch.vocabulary import NOT_FOUND
-from tests.helpers import STATUS_CALL, TEST_KEY, FakeClock, asked_ids
-
-INSTANT = ReadPolicy(sleep=lambda _seconds: None)
+from tests.helpers import INSTANT, STATUS_CALL, TEST_KEY, FakeClock, ScriptedStatuses, asked_ids
 
 
 @pytest.fixture
@@ -217,21 +214,6 @@ def test_a_file_without_message_id_names_the_columns_it_has(api: MobizonClient) 
     frame = pd.DataFrame({"phone": ["77011234567"], "text": ["hi"]})
     with pytest.raises(InputError, match=r"no message_id column.*columns found: phone, text"):
         refresh_statuses(frame, api)
-
-
-class ScriptedStatuses:
-    """A StatusSource that answers from a dict and remembers what it was asked."""
-
-    def __init__(self, statuses: dict[int, str]) -> None:
-        self.statuses = statuses
-        self.asked: list[list[int]] = []
-
-    def get_sms_status(self, ids: Iterable[int]) -> list[StatusRecord]:
-        batch = list(ids)
-        self.asked.append(batch)
-        return [
-            StatusRecord(i, self.statuses[i], 2, None, None) for i in batch if i in self.statuses
-        ]
 
 
 def test_an_unknown_status_is_kept_verbatim_and_not_final() -> None:

@@ -7,25 +7,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from mobizon_batch.client import StatusRecord
-from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.status import refresh_statuses, wait_until_final
 from mobizon_batch.status_events import fill_from_events, from_events
-
-INSTANT = ReadPolicy(sleep=lambda _seconds: None)
-
-
-class ScriptedStatuses:
-    """A StatusSource answering from a dict; remembers every batch it was asked."""
-
-    def __init__(self, statuses: dict[int, str]) -> None:
-        self.statuses = statuses
-        self.asked: list[list[int]] = []
-
-    def get_sms_status(self, ids: Iterable[int]) -> list[StatusRecord]:
-        batch = list(ids)
-        self.asked.append(batch)
-        return [StatusRecord(i, s, 2, None, None) for i, s in self.statuses.items() if i in batch]
+from tests.helpers import INSTANT, ScriptedStatuses
 
 
 def results_frame(ids: list[int | None], **extra: list[str]) -> pd.DataFrame:

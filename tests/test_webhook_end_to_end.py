@@ -16,10 +16,9 @@ from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.runs.webhook import Receiver
 from mobizon_batch.webhook_store import EventStore
-from tests.helpers import TEST_KEY, WEBHOOK_SECRET, wait_for
+from tests.helpers import STATUS_CALL, TEST_KEY, WEBHOOK_SECRET, wait_for
 
 ROWS = 300
-STATUS_CALL = "message/getsmsstatus"
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
