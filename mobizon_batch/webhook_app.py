@@ -250,12 +250,16 @@ def _report_fields(data: Mapping[str, Any], event_id: str) -> dict[str, Any]:
 
 
 def _identity(value: Any) -> str | None:
-    """An event id as text: a whole number, or a non-blank string as sent."""
+    """An event id as text: a whole number, or a non-blank printable string as sent.
+
+    Printable because the id is logged before the signature is checked: a line
+    break in it would let anyone write a line of their own into the log.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str) and value.strip() == value and value:
+    if isinstance(value, str) and value.strip() == value and value and value.isprintable():
         return value
     return None
 

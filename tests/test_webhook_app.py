@@ -183,3 +183,19 @@ def test_the_secret_never_shows_in_a_repr() -> None:
 
     assert WEBHOOK_SECRET not in repr(secret) and WEBHOOK_SECRET not in str(secret)
     assert WEBHOOK_SECRET not in repr(make_app().__dict__)
+
+
+def test_an_event_id_with_a_line_break_cannot_forge_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The refusal line names the event before its signature is known to be good,
+    # so whatever anyone posts as eventId must not start a line of its own.
+    forged = webhook_event(26, secret="guess")
+    forged["eventId"] = "26\nINFO mobizon_batch.webhook: event 99 sms-delivery-report: stored"
+    store = Recorded()
+
+    with caplog.at_level("INFO", logger="mobizon_batch.webhook"):
+        status, _, _ = call(make_app(store), body_of(forged))
+
+    assert status.startswith("400") and store.events == []
+    assert caplog.records and all("\n" not in r.getMessage() for r in caplog.records)
