@@ -17,8 +17,10 @@ import pytest
 from openpyxl import load_workbook
 
 from mobizon_batch.cli import main
+from mobizon_batch.cli.jobs import command_line
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.jobs import job_lock, load_job
+from mobizon_batch.runs.status import StatusOptions
 from mobizon_batch.samples import write_samples
 from mobizon_batch.table import read_table
 from tests.helpers import TEST_KEY, free_port
@@ -346,3 +348,18 @@ def test_run_job_from_python_returns_each_steps_result(
     assert isinstance(report, ReportResult) and report.summary.sent == 5
     assert result.figures is not None and result.figures.by_send_status["sent"] == 5
     assert not any(step.stops_job for step in result.steps)
+
+
+def test_the_status_step_line_names_the_event_store() -> None:
+    # The line a job logs for a step is the command that does the same: with the
+    # store left out, running it again would ask GetSMSStatus about every row.
+    options = StatusOptions("results.csv", wait=7200.0, events="events.sqlite")
+
+    assert command_line("status", options) == [
+        "status",
+        "results.csv",
+        "--wait",
+        "7200s",
+        "--events",
+        "events.sqlite",
+    ]

@@ -154,6 +154,8 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             argv += ["--wait", f"{options.wait:g}s"]
         if options.interval is not None:
             argv += ["--interval", f"{options.interval:g}s"]
+        if options.events is not None:
+            argv += ["--events", str(options.events)]
         return argv
     return [step, str(options.results), "-o", str(options.output)]
 
