@@ -10,7 +10,7 @@ that both fit equally well: the flag that settles it is cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from mobizon_batch.errors import ConfigError, InputError
@@ -56,6 +56,8 @@ TEXT_FRAGMENTS = ("text", "message", "sms", "смс", "текст", "сообщ�
 TEXT_WORDS = frozenset({"msg"})
 
 ColumnKind = Literal["phone", "text"]
+#: longer than this, a cell is not taken for a column name when the header is looked for
+_NAME_LENGTH = 40
 
 
 def detect_column(
@@ -93,6 +95,33 @@ def detect_column(
                 f"several columns could hold the {kind}s ({listed}): pick one with {flag} NAME"
             )
     return None
+
+
+def header_check(wanted: Sequence[str] = ()) -> Callable[[Sequence[str]], bool]:
+    """A test for "this record is the header": it names the columns the plan needs.
+
+    With names given (``--phone-column``, ``--text-column``, the template's
+    placeholders) the record must hold each of them; without, it must have
+    a column this module recognises as the phones.  A title row above the
+    header ("Выгрузка клиентов из CRM на 28.11.2026") has neither.
+    """
+    keys = [_name_key(name) for name in wanted if name.strip()]
+
+    def check(cells: Sequence[str]) -> bool:
+        names = [cell.strip() for cell in cells if cell.strip()]
+        if len(names) < 2:
+            return False
+        if keys:
+            present = {_name_key(name) for name in names}
+            return all(key in present for key in keys)
+        try:
+            found = detect_column(names, "phone")
+        except InputError:  # two phone-like names: still a header
+            return True
+        # A column name is short; a long cell that mentions a phone is a text.
+        return found is not None and len(found) <= _NAME_LENGTH
+
+    return check
 
 
 def find_column(columns: Sequence[str], wanted: str, *, what: str) -> str:

@@ -38,7 +38,7 @@ _TOP: dict[str, type | tuple[type, ...]] = {
     "log": str,
 }
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "read": {"encoding": str, "delimiter": str, "sheet": (str, int)},
+    "read": {"encoding": str, "delimiter": str, "sheet": (str, int), "header_row": int},
     "columns": {"phone": str, "text": str, "template": str},
     "send": {
         "sender": str,
@@ -58,6 +58,8 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "retry_failed": bool,
         "allow_resend": bool,
         "resend_window": str,
+        "settle": (int, float),
+        "send_window": str,
     },
     "status": {"wait": str, "interval": str, "skip": bool, "events": str},
 }

@@ -77,6 +77,7 @@ CREATE INDEX IF NOT EXISTS rows_state ON rows(state, seq);
 _FRAME_COLUMNS = (
     "row_key",
     "recipient",
+    "text",
     "state",
     "segments",
     "message_id",
@@ -393,7 +394,9 @@ class Journal:
 
         ``candidates`` are ``(message_id, campaign_id)`` pairs found in the
         message list, best first.  Returns the adopted id, or None when every
-        candidate already belongs to another row.
+        candidate already belongs to another row.  Its ``sent_at`` is the
+        moment the intent was committed, just before the request: the
+        adoption comes later, after Mobizon had long started sending it.
         """
         stamp = now_text()
         with self._transaction() as db:
@@ -405,7 +408,8 @@ class Journal:
                     continue
                 db.execute(
                     "UPDATE rows SET state=?, message_id=?, campaign_id=?, error_code=NULL,"
-                    " error='', sent_at=COALESCE(sent_at, ?), updated_at=? WHERE row_key=?",
+                    " error='', sent_at=COALESCE(sent_at, intent_at, ?), updated_at=?"
+                    " WHERE row_key=?",
                     (SendState.SENT, message_id, campaign_id, stamp, stamp, row_key),
                 )
                 return message_id

@@ -2,9 +2,9 @@
 
 Why flock: the kernel drops it when its holder dies, however it dies, so a
 crash never leaves a stale lock that an operator must find and delete.  The
-file records who holds it; a holder that ended cleanly empties it, so a
-non-empty file found free means the last holder died, and ``took_over``
-names it.  Used for the send journal (two runs sending from one journal
+file records who holds it; a holder that ended cleanly removes it, so a
+file found free with a name in it means the last holder died, and
+``took_over`` names it.  Used for the send journal (two runs sending from one journal
 could send rows twice) and for job runs.
 """
 
@@ -34,14 +34,18 @@ class ProcessLock:
 
     def acquire(self) -> ProcessLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise self.busy(holder) from None
+        while True:
+            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                handle.close()
+                raise self.busy(holder) from None
+            if self._still_there(handle):
+                break
+            handle.close()  # the holder before us removed it as we opened it: again
         handle.seek(0)
         self.took_over = handle.read().strip()
         handle.seek(0)
@@ -51,10 +55,26 @@ class ProcessLock:
         self._handle = handle
         return self
 
+    def _still_there(self, handle: IO[str]) -> bool:
+        """True when ``handle`` is the file at ``path`` (not one a clean holder just removed)."""
+        try:
+            return os.stat(self.path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            return False
+
     def release(self) -> None:
+        """Remove the file while still holding it, then let go: a clean run leaves nothing.
+
+        A process that opened the file just before it was removed finds, once
+        it gets the lock, that the path no longer names its file, and opens
+        the path again (``acquire``): two holders at once cannot happen.
+        """
         if self._handle is not None:
-            self._handle.seek(0)
-            self._handle.truncate()
+            try:
+                self.path.unlink()
+            except OSError:  # gone already, or a folder we may not write: empty it instead
+                self._handle.seek(0)
+                self._handle.truncate()
             self._handle.close()
             self._handle = None
 

@@ -37,6 +37,16 @@ from mobizon_batch.phones import (
     normalize_phones,
     optout_numbers,
 )
+from mobizon_batch.rowchecks import (
+    REASON_LOST_LETTERS,
+    REASON_TOTALS,
+    LookalikeSaving,
+    lookalike_saving,
+    lost_letters,
+    refuse_repeated,
+    totals_rows,
+    unsaved_cells,
+)
 from mobizon_batch.table import InputTable, gc_paused, read_lines
 from mobizon_batch.texts import Template, count_segments, parse_template
 from mobizon_batch.vocabulary import SendState
@@ -86,6 +96,8 @@ class PlanSummary:
     segments: int
     gsm7_rows: int
     ucs2_rows: int
+    #: sendable rows that typographic characters alone make UCS-2 (see ``rowchecks``)
+    lookalikes: LookalikeSaving = field(default_factory=lambda: LookalikeSaving(0, 0, ()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,6 +224,7 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
     )
     if phone_column is None:
         raise _missing_column(table, "phone")
+    refuse_repeated(table, phone_column, "--phone-column")
     text_column: str | None = None
     if template is None:
         text_column = (
@@ -221,6 +234,9 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
         )
         if text_column is None:
             raise _missing_column(table, "text")
+        refuse_repeated(table, text_column, "--text-column")
+    for name in fields.values():
+        refuse_repeated(table, name, "the template placeholder")
     optout = set(options.optout or ())
     if options.optout_path is not None:
         optout |= load_optout(options.optout_path, region)
@@ -254,9 +270,12 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
         recipients.extend(numbers)
         phone_reasons.extend(reasons)
         ticker.at(0.6 * min(count, start + _CHUNK) / count)
+    totals = totals_rows(frame, phone_reasons)
     for position, reason in enumerate(phone_reasons):
         if reason:
             problems.setdefault(position, []).append(reason)
+    text_sources = [text_column] if text_column is not None else list(fields.values())
+    unsaved = unsaved_cells(table, phone_column, text_sources)
 
     # Segments: once per distinct text.
     codes, uniques = pd.factorize(texts)
@@ -265,13 +284,24 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
     unique_encodings = np.array([i.encoding if i.units else "" for i in infos], dtype=object)
     segments = unique_segments[codes] if count else np.zeros(0, dtype=np.int64)
     encodings = unique_encodings[codes] if count else np.zeros(0, dtype=object)
-    too_long = f"the text needs more than {options.max_segments} segments (--max-segments)"
     for position in np.flatnonzero(segments > options.max_segments).tolist():
-        problems.setdefault(position, []).append(too_long)
+        problems.setdefault(position, []).append(
+            f"the text needs {int(segments[position])} segments, more than "
+            f"{options.max_segments} segments (--max-segments)"
+        )
+    lost = np.array([lost_letters(t) for t in uniques], dtype=bool)
+    if count and lost.any():
+        for position in np.flatnonzero(lost[codes]).tolist():
+            problems.setdefault(position, []).append(REASON_LOST_LETTERS)
     for position in np.flatnonzero(segments == 0).tolist():
         found = problems.setdefault(position, [])
         if not any(p.startswith("the template placeholder") for p in found):
             found.append(REASON_NO_TEXT)
+    for position, sentences in unsaved.items():
+        found = problems.setdefault(position, [])
+        found[:] = [*sentences, *(p for p in found if p not in _EMPTY_REASONS)]
+    for position in totals:  # the only thing to say about such a row
+        problems[position] = [REASON_TOTALS]
     ticker.at(0.75)
 
     rows = _verdicts(
@@ -303,6 +333,9 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
         options=options,
         summary=summarize_plan(rows),
     )
+
+
+_EMPTY_REASONS = frozenset({REASON_NO_TEXT, "no phone number"})
 
 
 def _clean_text(values: pd.Series) -> pd.Series:
@@ -430,6 +463,7 @@ def summarize_plan(rows: pd.DataFrame) -> PlanSummary:
         invalid_reasons.update(reason.split(REASON_SEPARATOR))
     sendable = rows[rows["verdict"] == SendState.SENDABLE]
     encodings = sendable["encoding"].value_counts()
+    ucs2_texts = sendable.loc[sendable["encoding"] == "UCS-2", "text"].value_counts()
     return PlanSummary(
         rows=len(rows),
         sendable=int(verdicts.get(SendState.SENDABLE, 0)),
@@ -440,6 +474,9 @@ def summarize_plan(rows: pd.DataFrame) -> PlanSummary:
         segments=int(sendable["segments"].sum()),
         gsm7_rows=int(encodings.get("GSM-7", 0)),
         ucs2_rows=int(encodings.get("UCS-2", 0)),
+        lookalikes=lookalike_saving(
+            [str(t) for t in ucs2_texts.index], [int(n) for n in ucs2_texts.tolist()]
+        ),
     )
 
 

@@ -25,6 +25,7 @@ RESULT_COLUMNS = (
     "send_status",
     "message_id",
     "campaign_id",
+    "text_sent",
     "segments",
     "error_code",
     "error",
@@ -43,6 +44,8 @@ STATUS_COLUMNS = (
 MESSAGE_ID_COLUMN = "message_id"
 #: Columns of a results file that hold whole numbers (see ``with_integer_cells``).
 INTEGER_COLUMNS = ("message_id", "campaign_id", "segments", "error_code", "seg_num")
+#: Columns of a results file that hold TRUE or FALSE (booleans in a workbook).
+BOOLEAN_COLUMNS = ("status_final",)
 #: Suffix for a result column whose name an input column already has.
 CLASH_SUFFIX = "_result"
 
@@ -205,6 +208,8 @@ def parse_message_id(cell: Any) -> int | None:
 def with_integer_cells(frame: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
     """A shallow copy of ``frame`` whose whole-number cells in ``columns`` are ints.
 
+    ``status_final`` cells ``TRUE``/``FALSE`` become booleans as well.
+
     ``columns`` defaults to our ``INTEGER_COLUMNS``, wherever ``locate_columns``
     finds them.
 
@@ -223,7 +228,21 @@ def with_integer_cells(frame: pd.DataFrame, columns: Iterable[str] | None = None
             out[name] = pd.Series(
                 [_as_integer(cell) for cell in out[name].tolist()], index=out.index, dtype=object
             )
+    located = locate_columns(out.columns)
+    for canonical in BOOLEAN_COLUMNS:
+        found = located.get(canonical)
+        if found is not None and found in out.columns:
+            out[found] = pd.Series(
+                [_as_boolean(cell) for cell in out[found].tolist()], index=out.index, dtype=object
+            )
     return out
+
+
+def _as_boolean(cell: Any) -> Any:
+    """``TRUE``/``FALSE`` (as the status pass writes them) → a boolean; anything else as is."""
+    if isinstance(cell, str) and cell.strip().upper() in ("TRUE", "FALSE"):
+        return cell.strip().upper() == "TRUE"
+    return cell
 
 
 def _as_integer(cell: Any) -> Any:

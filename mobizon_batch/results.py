@@ -66,7 +66,10 @@ def known_statuses(path: Path) -> pd.DataFrame | None:
 
 
 def send_results(
-    plan: Plan, journal: Journal, statuses: pd.DataFrame | None = None
+    plan: Plan,
+    journal: Journal,
+    statuses: pd.DataFrame | None = None,
+    notes: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Input columns, then recipient, send_status, message_id … sent_at, from the journal.
 
@@ -74,7 +77,8 @@ def send_results(
     ``pending``, ``sending``) or the plan's verdict for rows never to be sent;
     ``error`` is the journal's error for attempted rows and the plan's reason
     for the others.  ``statuses`` (from ``known_statuses``) adds the status
-    columns back, matched by message id.
+    columns back, matched by message id.  ``notes`` (row key → sentence) says
+    why a row still ``pending`` was not sent (it waits for its send window).
 
     Rows an earlier run sent (or tried to) that the current list no longer
     has are kept after the list's own rows, with empty input columns: a
@@ -84,8 +88,8 @@ def send_results(
     rows = plan.rows
     names = result_column_names(plan.table.columns, (*RESULT_COLUMNS, *STATUS_COLUMNS))
     journal_rows = journal.frame()
-    merged = rows[["row_key", "recipient", "verdict", "reason", "segments"]].merge(
-        journal_rows.drop(columns=["recipient", "segments"]), on="row_key", how="left"
+    merged = rows[["row_key", "recipient", "text", "verdict", "reason", "segments"]].merge(
+        journal_rows.drop(columns=["recipient", "text", "segments"]), on="row_key", how="left"
     )
     merged.index = rows.index
     merged["state"] = merged["state"].fillna(
@@ -93,6 +97,10 @@ def send_results(
     )
     planned = merged["state"].isin(PLAN_VERDICTS)
     merged["error"] = merged["error"].fillna("").where(~planned, merged["reason"])
+    if notes:
+        noted = merged["row_key"].map(notes)
+        waiting = noted.notna() & (merged["state"] == SendState.PENDING)
+        merged.loc[waiting, "error"] = noted[waiting]
     frame = with_input_columns(plan, _result_block(merged, names, statuses))
     earlier = journal_rows[
         ~journal_rows["row_key"].isin(rows["row_key"]) & journal_rows["state"].isin(ATTEMPTED)
@@ -100,7 +108,9 @@ def send_results(
     if len(earlier):
         earlier["error"] = earlier["error"].where(earlier["error"] != "", EARLIER_NOTE)
         block = _result_block(earlier, names, statuses)
-        blank = {name: pd.Series("", index=earlier.index) for name in plan.table.columns}
+        blank: dict[str, pd.Series] = {
+            name: pd.Series("", index=earlier.index, dtype=object) for name in plan.table.columns
+        }
         frame = pd.concat([frame, pd.DataFrame({**blank, **block})], ignore_index=True)
     return frame
 
@@ -114,6 +124,7 @@ def _result_block(
         names["send_status"]: source["state"].astype("str"),
         names["message_id"]: source["message_id"].astype("Int64"),
         names["campaign_id"]: source["campaign_id"].astype("Int64"),
+        names["text_sent"]: source["text"].fillna("").astype("str"),
         names["segments"]: source["segments"].astype("Int64"),
         names["error_code"]: source["error_code"].astype("Int64"),
         names["error"]: source["error"].fillna("").astype("str"),
@@ -163,6 +174,7 @@ def planned_results(plan: Plan) -> pd.DataFrame:
         names["send_status"]: status,
         names["message_id"]: empty_ints,
         names["campaign_id"]: empty_ints,
+        names["text_sent"]: rows["text"],
         names["segments"]: rows["segments"].astype("Int64"),
         names["error_code"]: empty_ints,
         names["error"]: rows["reason"],
@@ -188,8 +200,12 @@ def validation_report(plan: Plan) -> pd.DataFrame:
 
 
 def with_input_columns(plan: Plan, results: Mapping[str, pd.Series]) -> pd.DataFrame:
-    """The input's columns verbatim, then ``results`` (names already made unique)."""
-    frame = plan.table.frame
+    """The input's columns verbatim, then ``results`` (names already made unique).
+
+    A workbook's numbers, dates and booleans keep their type (so Excel can
+    sum an amount); the phone column stays the text it was read as.
+    """
+    frame = plan.table.typed_frame(text_columns=[plan.phone_column])
     data = {name: frame[name] for name in frame.columns}
     data.update(results)
     return pd.DataFrame(data, index=frame.index)

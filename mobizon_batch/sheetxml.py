@@ -94,8 +94,12 @@ _STYLES = (
     '<fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
+    '<cellXfs count="5"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="14" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="22" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="21" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    "</cellXfs>"
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     "</styleSheet>"
 )
@@ -105,8 +109,13 @@ _SHEET_START = (
     '<dimension ref="A1:{last}"/>'
     '<sheetViews><sheetView workbookViewId="0">'
     '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-    "</sheetView></sheetViews><sheetData>"
+    "</sheetView></sheetViews>{cols}<sheetData>"
 )
+# Styles of cellXfs above: a date, a date and time, a time of day.
+_DATE_STYLE, _DATETIME_STYLE, _TIME_STYLE = 2, 3, 4
+_EPOCH = dt.datetime(1899, 12, 30)
+_WIDTH_SAMPLE = 500  # rows looked at to fit a column's width
+_MIN_WIDTH, _MAX_WIDTH = 8, 60
 _SHEET_END = "</sheetData></worksheet>"
 
 # Excel's own escape for characters XML cannot hold: "_x0001_".  Excel
@@ -177,18 +186,59 @@ def _cell_body(value: Any) -> str:
         text = str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
         return f' t="n"><v>{text}</v></c>'
     if isinstance(value, dt.datetime | pd.Timestamp):
-        return _cell_body(value.isoformat(sep=" "))
-    if isinstance(value, dt.date | dt.time):
-        return _cell_body(value.isoformat())
-    return _cell_body(str(value))  # Decimal and anything else: as the text it prints as
+        moment = value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+        serial = (moment.replace(tzinfo=None) - _EPOCH) / dt.timedelta(days=1)
+        style = _DATE_STYLE if moment.time() == dt.time(0) else _DATETIME_STYLE
+        return f' s="{style}" t="n"><v>{serial!r}</v></c>'
+    if isinstance(value, dt.date):
+        serial = (dt.datetime.combine(value, dt.time(0)) - _EPOCH).days
+        return f' s="{_DATE_STYLE}" t="n"><v>{serial}</v></c>'
+    if isinstance(value, dt.time):
+        seconds = value.hour * 3600 + value.minute * 60 + value.second
+        return f' s="{_TIME_STYLE}" t="n"><v>{seconds / 86400!r}</v></c>'
+    return _cell_body(str(value))
+
+
+def column_widths(frame: pd.DataFrame) -> list[float]:
+    """A width for each column that fits its name and its first values (in characters)."""
+    widths: list[float] = []
+    head = frame.head(_WIDTH_SAMPLE)
+    for position, name in enumerate(frame.columns):
+        longest = len(str(name)) + 2  # the filter button
+        for value in head.iloc[:, position].tolist():
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            if isinstance(value, dt.datetime | dt.date):
+                size = 16 if isinstance(value, dt.datetime) else 10
+            else:
+                text = "" if value is None or value is pd.NA else str(value)
+                size = max((len(line) for line in text.split("\n")), default=0)
+            longest = max(longest, size)
+        widths.append(float(min(_MAX_WIDTH, max(_MIN_WIDTH, longest + 1))))
+    return widths
+
+
+def _cols(widths: list[float]) -> str:
+    if not widths:
+        return ""
+    return (
+        "<cols>"
+        + "".join(
+            f'<col min="{i}" max="{i}" width="{w:g}" customWidth="1"/>'
+            for i, w in enumerate(widths, start=1)
+        )
+        + "</cols>"
+    )  # Decimal and anything else: as the text it prints as
 
 
 def write_sheet(frame: pd.DataFrame, handle: IO[bytes], sheet_name: str = "results") -> None:
     """Write ``frame`` as a one-sheet workbook into a binary file.
 
     ``str`` cells become inline strings (text, whatever they start with),
-    integers and floats numbers, booleans booleans; gaps are empty cells.
-    The header row is bold and frozen.  ConfigError if it does not fit.
+    integers and floats numbers, booleans booleans, dates and times dates
+    (with a date format); gaps are empty cells.  The header row is bold and
+    frozen, and each column is as wide as its name and first values need.
+    ConfigError if it does not fit.
     """
     rows, width = len(frame) + 1, len(frame.columns)
     if rows > XLSX_MAX_ROWS or width > XLSX_MAX_COLUMNS:
@@ -211,7 +261,11 @@ def write_sheet(frame: pd.DataFrame, handle: IO[bytes], sheet_name: str = "resul
         archive.writestr("xl/styles.xml", _STYLES)
         with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as raw:
             sheet = io.BufferedWriter(raw, buffer_size=1 << 20)
-            sheet.write(_SHEET_START.format(last=f"{letters[width - 1]}{rows}").encode())
+            sheet.write(
+                _SHEET_START.format(
+                    last=f"{letters[width - 1]}{rows}", cols=_cols(column_widths(frame))
+                ).encode()
+            )
             sheet.write(f'<row r="1">{header}</row>'.encode())
             chunk: list[str] = []
             for number, cells in enumerate(zip(*bodies, strict=True), start=2):

@@ -166,7 +166,8 @@ def test_send_dry_run_writes_planned_results_in_input_order(
     assert code == EXIT_OK
     assert "dry run: nothing was sent" in out
     assert results.read_text(encoding="utf-8-sig").splitlines()[0] == (
-        "Телефон;Имя;recipient;send_status;message_id;campaign_id;segments;error_code;error;sent_at"
+        "Телефон;Имя;recipient;send_status;message_id;campaign_id;text_sent;segments;error_code;"
+        "error;sent_at"
     )
     rows = read_csv(results)
     assert [r["send_status"] for r in rows] == ["planned", "invalid", "duplicate", "opted_out"]

@@ -190,7 +190,7 @@ def test_messages_and_problems_sheets(api: MobizonClient, clock: FakeClock, tmp_
     by_problem = {row[1]: row for row in body}
     assert by_problem["invalid"][2] == "too short: 123"
     assert by_problem["failed"][2] == "Recipient must be an international number (code 1)"
-    assert "lost" in by_problem["unknown"][2] and by_problem["unknown"][0] == str(len(frame) + 1)
+    assert "lost" in by_problem["unknown"][2] and by_problem["unknown"][0] == len(frame) + 1
     assert "duplicate" not in by_problem
     expected = {"UNDELIV", "REJECTD", "EXPIRED"} & set(frame["status"])
     assert {

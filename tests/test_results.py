@@ -20,6 +20,7 @@ def test_planned_results_columns_and_statuses() -> None:
         "send_status",
         "message_id",
         "campaign_id",
+        "text_sent",
         "segments",
         "error_code",
         "error",

@@ -55,4 +55,6 @@ def test_write_xlsx_other_values_as_text(tmp_path: Path) -> None:
     write_table(frame, path)
     sheet = openpyxl.load_workbook(path).active
     assert sheet is not None
-    assert [c.value for c in sheet[2]] == ["2024-05-01 10:30:00", "1.50", True]
+    # a date stays a date Excel can compute with (issue 12: typed XLSX output)
+    assert [c.value for c in sheet[2]] == [dt.datetime(2024, 5, 1, 10, 30), "1.50", True]
+    assert sheet["A2"].is_date

@@ -28,6 +28,8 @@ EXIT_USAGE = 2
 EXIT_INPUT = 3
 EXIT_INCOMPLETE = 4
 EXIT_ABORTED = 5
+#: stopped before sending by a limit the user set or confirmed (--max-cost, the balance, "no")
+EXIT_STOPPED = 6
 EXIT_INTERRUPTED = 130
 
 #: Exit codes after which a job goes on with its next step (the rest stop it).

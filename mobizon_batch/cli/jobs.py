@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -35,6 +36,7 @@ from mobizon_batch.runs.jobs import JobResult, StepOptions, StepResult, job_path
 from mobizon_batch.runs.report import ReportResult
 from mobizon_batch.runs.send import SendListOptions, SendListResult
 from mobizon_batch.runs.status import StatusOptions, StatusResult
+from mobizon_batch.send import SendOptions
 from mobizon_batch.table import atomic_file
 from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
 
@@ -75,7 +77,8 @@ class JobTerminal(TerminalObserver):
         self.run_args = args
 
     def step_started(self, step: str, options: StepOptions) -> None:
-        print(f"\n== {step}: mobizon-batch {' '.join(command_line(step, options))}", flush=True)
+        shown = shlex.join(["mobizon-batch", *command_line(step, options)])
+        print(f"\n== {step}: {shown}", flush=True)
         if isinstance(options, StatusOptions):
             waiting = options.wait is not None
             self.waiting, self.rounds = waiting, 0
@@ -135,6 +138,7 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             ("--encoding", read.encoding),
             ("--delimiter", read.delimiter),
             ("--sheet", read.sheet),
+            ("--header-row", read.header_row),
             ("--phone-column", plan.phone_column),
             ("--text-column", plan.text_column),
             ("--template", plan.template),
@@ -144,9 +148,12 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             ("--validity", send.validity),
             ("--deferred-to", options.deferred_to),
             ("--timezone", options.timezone),
+            ("--send-window", options.send_window),
             ("--journal", options.journal),
         ]
         argv += [part for flag, value in flags if value is not None for part in (flag, str(value))]
+        if send.settle_seconds != SendOptions().settle_seconds:
+            argv += ["--settle", f"{send.settle_seconds:g}"]
         return argv
     if isinstance(options, StatusOptions):
         argv = ["status", str(options.results)]

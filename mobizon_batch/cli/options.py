@@ -126,12 +126,15 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     reads a list shares.  ``plan_options_from_args`` and
     ``read_options_from_args`` turn them into what the use cases take.
     """
-    parser.add_argument("input", metavar="INPUT", help="the list: a .csv, .txt or .xlsx file")
+    parser.add_argument(
+        "input", metavar="INPUT", help="the list: a .csv, .txt or .xlsx file, or - for stdin"
+    )
     reading = parser.add_argument_group("reading the list")
     reading.add_argument(
         "--encoding",
         metavar="NAME",
-        help="text encoding of a CSV (default: detected among UTF-8, UTF-16 and Windows-1251)",
+        help="text encoding of a CSV (default: detected among UTF-8, UTF-16, Windows-1251, "
+        "KOI8-R and CP866)",
     )
     reading.add_argument(
         "--delimiter",
@@ -142,6 +145,13 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         "--sheet",
         metavar="NAME|N",
         help="worksheet of an XLSX file, by name or by number from 1 (default: the first)",
+    )
+    reading.add_argument(
+        "--header-row",
+        type=positive_int,
+        metavar="N",
+        help="the line (CSV) or row (XLSX) with the column names (default: the first of "
+        "the top lines that names the phone column; titles above it are skipped)",
     )
     columns = parser.add_argument_group("columns and texts")
     columns.add_argument(
@@ -213,7 +223,12 @@ def plan_options_from_args(args: argparse.Namespace) -> PlanOptions:
 
 
 def read_options_from_args(args: argparse.Namespace) -> ReadOptions:
-    return ReadOptions(encoding=args.encoding, delimiter=args.delimiter, sheet=args.sheet)
+    return ReadOptions(
+        encoding=args.encoding,
+        delimiter=args.delimiter,
+        sheet=args.sheet,
+        header_row=args.header_row,
+    )
 
 
 # argparse names a type in "invalid <name> value"; these are the names users have seen.

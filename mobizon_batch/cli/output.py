@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -21,8 +23,10 @@ from tqdm import tqdm
 
 from mobizon_batch.cli.exits import EXIT_INTERRUPTED
 from mobizon_batch.prepare import Plan
+from mobizon_batch.rowchecks import INVISIBLE_NAMES
 from mobizon_batch.runs.common import SendStart
 from mobizon_batch.runs.jobs import JobObserver
+from mobizon_batch.runs.preflight import PreFlight
 from mobizon_batch.send import SendProgress
 from mobizon_batch.status import RefreshResult
 from mobizon_batch.vocabulary import SendState
@@ -46,6 +50,69 @@ def format_duration(seconds: float) -> str:
     parts = [f"{hours}h"] if hours else []
     parts += [f"{minutes}m"] if minutes else []
     return "".join(parts) + (f"{secs}s" if secs or not parts else "")
+
+
+def can_ask(args: argparse.Namespace) -> bool:
+    """True when a person is there to answer: a terminal on both ends and no ``--yes``.
+
+    A cron job, a pipe or a job file (whose options have no ``yes``) never
+    waits for an answer.
+    """
+    if getattr(args, "yes", True):
+        return False
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def ask_to_send(args: argparse.Namespace) -> bool:
+    """``Send? [y/N]`` when a person can answer (``can_ask``); True (no question) otherwise.
+
+    Anything but y, yes (or да) — end of input included — is no.
+    """
+    if not can_ask(args):
+        return True
+    # The question goes to stdout here: input() would put it on stderr when no
+    # line-editing library is loaded, and a terminal logged by ``script`` or a
+    # pty would then show the answer before the question.
+    print("Send? [y/N] ", end="", flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except (EOFError, OSError):
+        return False
+    if not answer:  # end of input: no
+        return False
+    return answer.strip().lower() in ("y", "yes", "д", "да")
+
+
+def preflight_line(figures: PreFlight) -> str:
+    """``About to send 5,000 rows (10,000 segments); balance 1,234.00 KZT …``."""
+    line = (
+        f"About to send {figures.rows:,} rows ({figures.segments:,} segments); balance "
+        f"{format_money(figures.balance)} {figures.currency} ({figures.host})"
+    )
+    if figures.price is not None:
+        line += f"; price {format_money(figures.price)} {figures.currency}"
+    if figures.waiting:
+        line += f"; {figures.waiting:,} rows wait for their send window"
+    return line
+
+
+@contextlib.contextmanager
+def json_output(args: argparse.Namespace) -> Iterator[TextIO]:
+    """With ``--json``, lines for people go to stderr and stdout keeps one JSON object.
+
+    Yields the stream the JSON object goes to (stdout as it was).
+    """
+    stream = sys.stdout
+    if not getattr(args, "json", False):
+        yield stream
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield stream
+
+
+def print_json(stream: TextIO, facts: Mapping[str, Any]) -> None:
+    """One JSON object on one line (non-ASCII as it is, numbers as numbers)."""
+    print(json.dumps(facts, ensure_ascii=False, default=str), file=stream, flush=True)
 
 
 def progress_bar(args: argparse.Namespace, total: int, description: str) -> tqdm[Any]:
@@ -90,6 +157,8 @@ class TerminalObserver(JobObserver):
         #: True while a status pass waits for final statuses (the bar counts rows then)
         self.waiting = False
         self.rounds = 0
+        #: True once the send bar got its first snapshot
+        self._counting = False
 
     def checking(self, rows: int) -> None:
         self._bar = progress_bar(self.args, rows, "checking rows")
@@ -110,6 +179,7 @@ class TerminalObserver(JobObserver):
             self.args,
             f"Balance: {format_money(ready.balance)} {ready.currency} ({ready.host}). "
             f"To send: {ready.to_do:,} rows"
+            + (f", {ready.segments:,} segments" if ready.segments else "")
             + (f" ({ready.already_sent:,} already sent)" if ready.already_sent else ""),
         )
         if ready.deferred_to is not None:
@@ -118,6 +188,12 @@ class TerminalObserver(JobObserver):
                 f"Deferred to {ready.deferred_to:%Y-%m-%d %H:%M:%S} on the account's clock: "
                 f"{ready.account_zone}.",
             )
+
+    def confirm_send(self, figures: PreFlight) -> bool:
+        if not can_ask(self.args):
+            return True
+        print(preflight_line(figures))
+        return ask_to_send(self.args)
 
     def write_failed(self, error: Exception) -> None:
         print(f"\nwarning: {error}; sending goes on", file=sys.stderr)
@@ -134,6 +210,7 @@ class TerminalObserver(JobObserver):
             dynamic_ncols=True,
         )
         self._bar = bar
+        self._counting = False
         try:
             with stop_on_signals(request_stop):
                 yield
@@ -147,6 +224,12 @@ class TerminalObserver(JobObserver):
             return
         if bar.total != progress.total:
             bar.total = progress.total
+        if not self._counting:
+            # The first snapshot of a resumed run already counts the rows earlier
+            # runs settled: they start the bar, they are not this run's speed.
+            self._counting = True
+            bar.initial = bar.n = bar.last_print_n = progress.done
+            bar.start_t = bar.last_print_t = time.time()
         bar.n = progress.done
         bar.set_postfix_str(
             f"sent {progress.sent:,} · failed {progress.failed:,} · unknown {progress.unknown:,}",
@@ -162,6 +245,14 @@ class TerminalObserver(JobObserver):
 
     def status_round(self, result: RefreshResult) -> None:
         self.rounds += 1
+        quiet = getattr(self.args, "quiet", False)
+        if not quiet and not sys.stderr.isatty():  # no bar off a terminal: a line a round
+            print(
+                f"round {self.rounds}: {result.final:,} of {result.with_id:,} rows final, "
+                f"{result.calls:,} calls",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.status_bar is not None:
             self.status_bar.total = result.with_id
             self.status_bar.n = result.final
@@ -210,11 +301,34 @@ def stop_on_signals(request_stop: Callable[[], None]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def plan_facts(plan: Plan) -> dict[str, Any]:
+    """The plan's counts as a JSON object (``validate --json``, ``send --json``)."""
+    summary = plan.summary
+    return {
+        "input": plan.table.describe(),
+        "header_line": plan.table.header_line,
+        "rows": summary.rows,
+        "sendable": summary.sendable,
+        "invalid": summary.invalid,
+        "duplicate": summary.duplicate,
+        "opted_out": summary.opted_out,
+        "invalid_by_reason": summary.invalid_by_reason,
+        "segments": summary.segments,
+        "gsm7_rows": summary.gsm7_rows,
+        "ucs2_rows": summary.ucs2_rows,
+    }
+
+
 def print_plan_summary(plan: Plan, out: TextIO | None = None, examples: int = 5) -> None:
     """The plan in a few lines: counts by verdict, reasons, cost, first problems."""
     stream = out or sys.stdout
     summary, table = plan.summary, plan.table
     print(f"{table.describe()}: {summary.rows:,} rows", file=stream)
+    if table.header_line > 1:
+        print(
+            f"  column names on line {table.header_line}; the lines above it were skipped",
+            file=stream,
+        )
     if plan.template is not None:
         print(f"  numbers from {plan.phone_column!r}, texts from the template", file=stream)
     else:
@@ -223,6 +337,8 @@ def print_plan_summary(plan: Plan, out: TextIO | None = None, examples: int = 5)
     print(f"  invalid    {summary.invalid:>12,}", file=stream)
     for reason, count in summary.invalid_by_reason.items():
         print(f"    {count:>10,}  {reason}", file=stream)
+    if sum(summary.invalid_by_reason.values()) > summary.invalid:
+        print("    (a row can have more than one reason)", file=stream)
     print(f"  duplicate  {summary.duplicate:>12,}", file=stream)
     print(f"  opted out  {summary.opted_out:>12,}", file=stream)
     print(
@@ -230,6 +346,15 @@ def print_plan_summary(plan: Plan, out: TextIO | None = None, examples: int = 5)
         f"(GSM-7 rows: {summary.gsm7_rows:,}, UCS-2 rows: {summary.ucs2_rows:,})",
         file=stream,
     )
+    saving = summary.lookalikes
+    if saving.rows:
+        shown = ", ".join(INVISIBLE_NAMES.get(ch, ch) for ch in saving.characters)
+        print(
+            f"  hint: {saving.rows:,} rows are UCS-2 only because of {shown}; written with "
+            f"plain quotes, dashes and spaces they would take {saving.segments:,} fewer "
+            f"segments",
+            file=stream,
+        )
     bad = plan.rows[plan.rows["verdict"] == SendState.INVALID].head(examples)
     if len(bad):
         print("First invalid rows:", file=stream)

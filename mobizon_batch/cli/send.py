@@ -6,8 +6,9 @@ import argparse
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from mobizon_batch.cli.exits import EXIT_OK, send_exit_code
+from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_STOPPED, send_exit_code
 from mobizon_batch.cli.options import (
     Commands,
     add_api_options,
@@ -21,7 +22,13 @@ from mobizon_batch.cli.options import (
     read_options_from_args,
     validity,
 )
-from mobizon_batch.cli.output import TerminalObserver, say
+from mobizon_batch.cli.output import (
+    TerminalObserver,
+    json_output,
+    plan_facts,
+    print_json,
+    say,
+)
 from mobizon_batch.history import DEFAULT_WINDOW, GuardReport
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.send import SendOptions, SendSummary
@@ -65,6 +72,22 @@ def add_send(commands: Commands) -> None:
         "the times the API writes",
     )
     message.add_argument("--flash", action="store_true", help="flash SMS (shown, not stored)")
+    message.add_argument(
+        "--send-window",
+        metavar="HH:MM-HH:MM",
+        help="send each row only between these hours of its recipient's local time (by the "
+        "number's time zone); rows outside stay pending: run again when it opens (exit 4)",
+    )
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask 'Send? [y/N]' on a terminal (it is never asked off one)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the counts on stdout (the summary goes to stderr)",
+    )
     pace = parser.add_argument_group("pace and safety")
     pace.add_argument(
         "--rate",
@@ -143,12 +166,17 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
         api=api_options_from_args(args),
         allow_resend=args.allow_resend,
         resend_window=timedelta(seconds=args.resend_window),
+        send_window=args.send_window,
     )
 
 
 def run_send(args: argparse.Namespace) -> int:
-    result = send_list(send_options_from_args(args), TerminalObserver(args))
-    return finish_send(args, result)
+    with json_output(args) as stream:
+        result = send_list(send_options_from_args(args), TerminalObserver(args))
+        code = finish_send(args, result)
+    if args.json:
+        print_json(stream, send_facts(result, code))
+    return code
 
 
 def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
@@ -162,13 +190,56 @@ def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
         raise refusal
     if result.guard is not None:
         say(args, describe_guard(result.guard))
-    if result.summary is None:
-        return EXIT_OK
-    print_send_summary(args, result.summary, result.results, result.journal)
+    if result.declined:
+        print(
+            f"not sent (the answer was no): the rows wait as pending in {result.results}; "
+            f"run the same command again to send them",
+            file=sys.stderr,
+        )
+        return EXIT_STOPPED
+    if result.summary is not None:
+        print_send_summary(args, result.summary, result.results, result.journal)
     write_refusal = result.write_refusal()
     if write_refusal is not None:
         raise write_refusal
-    return send_exit_code(result.summary)
+    if result.waiting and result.reopens is not None:
+        opens = result.reopens
+        print(
+            f"{result.waiting:,} rows wait for their send window: "
+            f"run the same command again after {opens.local:%Y-%m-%d %H:%M} {opens.zone} "
+            f"({opens.at.astimezone():%Y-%m-%d %H:%M} on this machine's clock)",
+            file=sys.stderr,
+        )
+    code = send_exit_code(result.summary) if result.summary is not None else EXIT_OK
+    return EXIT_INCOMPLETE if code == EXIT_OK and result.waiting else code
+
+
+def send_facts(result: SendListResult, code: int) -> dict[str, Any]:
+    """The JSON object of ``send --json``: the plan's counts, the rows' states, the files."""
+    facts: dict[str, Any] = {
+        "exit_code": code,
+        "dry_run": result.dry_run,
+        "results": str(result.planned if result.dry_run else result.results),
+        "journal": str(result.journal),
+        "plan": plan_facts(result.plan),
+        "declined": result.declined,
+        "waiting": result.waiting,
+    }
+    if result.preflight is not None:
+        facts["balance"] = str(result.preflight.balance)
+        facts["currency"] = result.preflight.currency
+        facts["to_send"] = {"rows": result.preflight.rows, "segments": result.preflight.segments}
+    summary = result.summary
+    if summary is not None:
+        facts["rows"] = {str(k): int(v) for k, v in summary.counts.items() if v}
+        facts.update(
+            sent_now=summary.sent_now,
+            segments_sent=summary.segments_sent,
+            elapsed_seconds=round(summary.elapsed, 3),
+        )
+    else:
+        facts["rows"] = {}
+    return facts
 
 
 def print_send_summary(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from mobizon_batch.accountclock import resolve_account_clock
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK
@@ -14,11 +15,18 @@ from mobizon_batch.cli.options import (
     duration,
     positive_duration,
 )
-from mobizon_batch.cli.output import TerminalObserver, count_bar, format_duration
+from mobizon_batch.cli.output import (
+    TerminalObserver,
+    count_bar,
+    format_duration,
+    json_output,
+    print_json,
+)
 from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import SORT_FIELDS, ListExport, ListFilter, parse_moment, parse_sort
 from mobizon_batch.report import ReportSummary
+from mobizon_batch.reportlang import LANGUAGES
 from mobizon_batch.runs.report import (
     ExportOptions,
     ReportOptions,
@@ -67,6 +75,7 @@ def add_status(commands: Commands) -> None:
         help="the webhook receiver's event store: fill rows from the final statuses "
         "Mobizon pushed first (read again every round of --wait)",
     )
+    add_json_flag(parser)
     add_read_options(parser)
     parser.set_defaults(handler=run_status)
 
@@ -84,10 +93,43 @@ def run_status(args: argparse.Namespace) -> int:
     )
     observer = TerminalObserver(args)
     waiting = args.wait is not None
-    with count_bar(args, "row" if waiting else "id", "final" if waiting else "checked") as bar:
-        observer.status_bar, observer.waiting = bar, waiting
-        result = refresh_statuses(options, observer)
-    return finish_status(result)
+    with json_output(args) as stream:
+        with count_bar(args, "row" if waiting else "id", "final" if waiting else "checked") as bar:
+            observer.status_bar, observer.waiting = bar, waiting
+            result = refresh_statuses(options, observer)
+        code = finish_status(result)
+    if args.json:
+        print_json(stream, status_facts(result, code))
+    return code
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the counts on stdout (the summary goes to stderr)",
+    )
+
+
+def status_facts(outcome: StatusResult, code: int) -> dict[str, Any]:
+    """The JSON object of ``status --json``: the counts the summary shows."""
+    result = outcome.refresh
+    facts: dict[str, Any] = {
+        "exit_code": code,
+        "output": str(outcome.output),
+        "with_id": result.with_id,
+        "final": result.final,
+        "not_final": result.not_final,
+        "asked": result.asked,
+        "calls": result.calls,
+        "by_status": dict(sorted(result.by_status.items(), key=lambda i: (-i[1], i[0]))),
+        "not_found": result.not_found,
+        "skipped": result.skipped,
+        "from_events": outcome.from_events,
+    }
+    if outcome.wait is not None:
+        facts.update(rounds=outcome.wait.rounds, waited_seconds=round(outcome.wait.waited, 1))
+    return facts
 
 
 def finish_status(result: StatusResult) -> int:
@@ -111,24 +153,24 @@ def print_refresh(outcome: StatusResult) -> None:
         print("No row has a message id: nothing to check.")
         return
     if waited is None:
-        asked = f"Asked about {result.asked} id(s) in {result.calls} call(s)"
+        asked = f"Asked about {result.asked:,} id(s) in {result.calls:,} call(s)"
         if not result.to_ask:
             asked = "Every row with a message id is final already: nothing to ask"
             if result.from_events:
                 asked = "Nothing left to ask"
     else:
         asked = (
-            f"Checked {waited.rounds} time(s) over {format_duration(waited.waited)}, "
-            f"{waited.calls} call(s) in all"
+            f"Checked {waited.rounds:,} time(s) over {format_duration(waited.waited)}, "
+            f"{waited.calls:,} call(s) in all"
         )
     if outcome.from_events:
         print(f"From webhook events: {outcome.from_events} row(s) made final, no call spent.")
     print(
-        f"{asked}. Rows with an id: {result.with_id}, final: {result.final}, "
-        f"not final: {result.not_final}."
+        f"{asked}. Rows with an id: {result.with_id:,}, final: {result.final:,}, "
+        f"not final: {result.not_final:,}."
     )
     counts = sorted(result.by_status.items(), key=lambda item: (-item[1], item[0]))
-    print("  " + ", ".join(f"{status} {count}" for status, count in counts))
+    print("  " + ", ".join(f"{status} {count:,}" for status, count in counts))
     if result.not_found:
         print(
             f"warning: Mobizon does not know {result.not_found} of the ids (marked "
@@ -263,19 +305,54 @@ def add_report(commands: Commands) -> None:
     parser.add_argument("results", metavar="RESULTS", help="results file (.csv or .xlsx)")
     parser.add_argument("-o", "--output", required=True, metavar="REPORT.xlsx")
     parser.add_argument("--sheet", metavar="NAME", help="the worksheet to read (XLSX)")
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="language of the report's sheets, labels and headers (default: ru when the "
+        "locale is Russian or Kazakh, else en); the results file's columns keep their names",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print no summary")
+    add_json_flag(parser)
     parser.set_defaults(handler=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    return finish_report(build_report(ReportOptions(args.results, args.output, args.sheet)))
+    options = ReportOptions(args.results, args.output, args.sheet, lang=args.lang)
+    with json_output(args) as stream:
+        result = build_report(options)
+        code = finish_report(result, quiet=args.quiet)
+    if args.json:
+        print_json(stream, report_facts(result))
+    return code
 
 
-def finish_report(result: ReportResult) -> int:
+def finish_report(result: ReportResult, *, quiet: bool = False) -> int:
     """Print the report's summary (also a job's report step)."""
-    for line in format_summary(result.summary):
-        print(line)
-    print(f"Wrote {result.output} (sheets: Summary, Messages, Problems)")
+    if not quiet:
+        for line in format_summary(result.summary):
+            print(line)
+        print(f"Wrote {result.output} (sheets: {', '.join(result.sheets)})")
     return EXIT_OK
+
+
+def report_facts(result: ReportResult) -> dict[str, Any]:
+    """The JSON object of ``report --json``: the key figures and the breakdowns."""
+    summary = result.summary
+    return {
+        "output": str(result.output),
+        "lang": result.lang,
+        "rows": summary.rows,
+        "sent": summary.sent,
+        "delivered": summary.delivered,
+        "delivery_rate": summary.delivery_rate,
+        "final": summary.final,
+        "in_progress": summary.in_progress,
+        "problems": summary.problems,
+        "segments_estimated": summary.segments_estimated,
+        "segments_billed": summary.segments_billed,
+        "by_send_status": dict(summary.by_send_status.most_common()),
+        "by_status": dict(summary.by_status.most_common()),
+    }
 
 
 def format_summary(summary: ReportSummary) -> list[str]:

@@ -11,7 +11,13 @@ from mobizon_batch.cli.options import (
     plan_options_from_args,
     read_options_from_args,
 )
-from mobizon_batch.cli.output import TerminalObserver, print_plan_summary
+from mobizon_batch.cli.output import (
+    TerminalObserver,
+    json_output,
+    plan_facts,
+    print_json,
+    print_plan_summary,
+)
 from mobizon_batch.runs.validate import ValidateOptions, validate_list
 
 
@@ -31,6 +37,11 @@ def add_validate(commands: Commands) -> None:
         help="write every row: the input columns, then line, recipient, verdict, reason, "
         "segments, encoding and final_text (.csv or .xlsx)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the counts on stdout (the summary goes to stderr)",
+    )
     parser.set_defaults(handler=run_validate)
 
 
@@ -41,11 +52,17 @@ def run_validate(args: argparse.Namespace) -> int:
         read=read_options_from_args(args),
         output=args.output or None,
     )
-    result = validate_list(options, TerminalObserver(args, show_plan=False))
-    if not args.quiet or result.sendable == 0:
-        print_plan_summary(result.plan)
-    if result.report is not None:
-        print(f"report: {result.report}")
+    with json_output(args) as stream:
+        result = validate_list(options, TerminalObserver(args, show_plan=False))
+        if not args.quiet or result.sendable == 0:
+            print_plan_summary(result.plan)
+        if result.report is not None:
+            print(f"report: {result.report}")
+    if args.json:
+        print_json(
+            stream,
+            {**plan_facts(result.plan), "report": str(result.report) if result.report else None},
+        )
     refusal = result.refusal()
     if refusal is not None:
         raise refusal

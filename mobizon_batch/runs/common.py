@@ -18,13 +18,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from mobizon_batch.client import MobizonClient
+from mobizon_batch.columns import header_check
 from mobizon_batch.config import api_settings
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.prepare import Plan, PlanOptions, build_plan, check_options
 from mobizon_batch.retries import ReadPolicy, call_read
+from mobizon_batch.runs.preflight import PreFlight
 from mobizon_batch.send import SendProgress
 from mobizon_batch.status import RefreshResult
 from mobizon_batch.table import InputTable, check_output_path, read_table
+from mobizon_batch.texts import parse_template
 
 #: How long to wait for each answer, in seconds, unless told otherwise.
 DEFAULT_TIMEOUT = 30.0
@@ -51,6 +54,8 @@ class ReadOptions:
     encoding: str | None = None
     delimiter: str | None = None
     sheet: str | None = None
+    #: the line (CSV) or row (XLSX) of the column names; None: found among the top lines
+    header_row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class Observer:
 
     def ready_to_send(self, ready: SendStart) -> None:
         """The balance is known and the journal holds the list: sending starts."""
+
+    def confirm_send(self, figures: PreFlight) -> bool:
+        """Last word before anything is sent: False stops the run with nothing sent.
+
+        Says yes by default: a script or a job decided when it called.
+        """
+        return True
 
     def write_failed(self, error: Exception) -> None:
         """The results file could not be written (said once; the sending goes on)."""
@@ -112,6 +124,8 @@ class SendStart:
     #: ``--deferred-to`` as checked, and the account's clock it was checked on
     deferred_to: datetime | None = None
     account_zone: str = ""
+    #: estimated segments of the rows to do
+    segments: int = 0
 
 
 def client_for(api: ApiOptions, *, pool_size: int = 4) -> MobizonClient:
@@ -138,10 +152,23 @@ def check_plan_options(options: PlanOptions) -> None:
 
 
 def read_list(options: ListOptions) -> InputTable:
-    """The input list, read as the reading options say."""
-    read = options.read
+    """The input list, read as the reading options say.
+
+    The header is the line that names the columns the plan needs (a CRM
+    export puts a title and a blank line above it), unless ``header_row``
+    says which it is.
+    """
+    read, plan = options.read, options.plan
+    wanted = [name for name in (plan.phone_column, plan.text_column) if name]
+    if plan.template is not None:
+        wanted += parse_template(plan.template).fields
     return read_table(
-        options.input, encoding=read.encoding, delimiter=read.delimiter, sheet=read.sheet
+        options.input,
+        encoding=read.encoding,
+        delimiter=read.delimiter,
+        sheet=read.sheet,
+        header_row=read.header_row,
+        looks_like_header=header_check(wanted),
     )
 
 

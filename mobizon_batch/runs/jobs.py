@@ -27,6 +27,7 @@ from mobizon_batch.runs.report import ReportOptions, ReportResult, build_report,
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
 from mobizon_batch.send import SendOptions
+from mobizon_batch.sendwindow import parse_window
 from mobizon_batch.table import check_output_path
 
 StepOutcome = SendListResult | StatusResult | ReportResult
@@ -167,6 +168,7 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
             encoding=read.get("encoding"),
             delimiter=read.get("delimiter"),
             sheet=str(sheet) if sheet is not None else None,
+            header_row=_header_row(job),
         ),
         send=SendOptions(
             sender=send.get("sender"),
@@ -176,7 +178,13 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
             rate=float(_checked(job, "rate", checks.rate, defaults_send)),
             workers=_checked(job, "workers", checks.at_least_one, defaults_send),
             max_attempts=_checked(job, "max_attempts", checks.at_least_one, defaults_send),
+            settle_seconds=float(
+                _checked(job, "settle", checks.non_negative, None)
+                if "settle" in send
+                else defaults_send.settle_seconds
+            ),
         ),
+        send_window=_send_window(job),
         deferred_to=send.get("deferred_to"),
         timezone=send.get("timezone"),
         journal=job.journal,
@@ -198,6 +206,26 @@ def _checked(job: Job, key: str, check: Callable[[Any], Any], defaults: object) 
         return check(job.send[key])
     except ValueError as exc:
         raise ConfigError(f"{job.path}: 'send.{key}': {exc}") from None
+
+
+def _send_window(job: Job) -> str | None:
+    text = job.send.get("send_window")
+    if text is None:
+        return None
+    try:
+        parse_window(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{job.path}: 'send.send_window': {exc}") from None
+    return str(text)
+
+
+def _header_row(job: Job) -> int | None:
+    if "header_row" not in job.read:
+        return None
+    try:
+        return int(checks.at_least_one(job.read["header_row"]))
+    except ValueError as exc:
+        raise ConfigError(f"{job.path}: 'read.header_row': {exc}") from None
 
 
 def _duration(job: Job, key: str, *, positive: bool = False) -> float | None:

@@ -11,6 +11,7 @@ from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.listing import ListExport, ListFilter, export_frame, export_messages
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.report import ReportSummary, summarize_results, write_report
+from mobizon_batch.reportlang import check_language, default_language, word
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.runs.common import ApiOptions, Observer, client_for
 from mobizon_batch.runs.status import DEFAULT_READ_RATE
@@ -24,22 +25,35 @@ class ReportOptions:
     results: str | os.PathLike[str]
     output: str | os.PathLike[str]
     sheet: str | None = None
+    #: ``en`` or ``ru``; None: Russian when the locale is Russian or Kazakh
+    lang: str | None = None
 
 
 @dataclass(frozen=True)
 class ReportResult:
     summary: ReportSummary
     output: Path
+    lang: str = "en"
+
+    @property
+    def sheets(self) -> list[str]:
+        """The workbook's sheet names, in its language."""
+        return [word(name, self.lang) for name in ("Summary", "Messages", "Problems")]
 
 
 def build_report(options: ReportOptions) -> ReportResult:
     """Summarize a results file into a workbook (Summary, Messages, Problems).  No network."""
     check_output_path(options.output)
+    try:
+        lang = check_language(options.lang) if options.lang else default_language()
+    except ValueError as exc:
+        raise ConfigError(f"--lang: {exc}") from None
     if Path(options.output).resolve() == Path(options.results).resolve():
         raise ConfigError(
             f"-o {options.output} would overwrite the results file: choose another name"
         )
-    frame = read_table(options.results, sheet=options.sheet).frame
+    table = read_table(options.results, sheet=options.sheet)
+    frame = table.frame
     ours = locate_columns(frame.columns)
     if not {"send_status", MESSAGE_ID_COLUMN} & {k for k, v in ours.items() if v in frame.columns}:
         raise InputError(
@@ -47,8 +61,14 @@ def build_report(options: ReportOptions) -> ReportResult:
             f"message_id column (columns found: {', '.join(map(str, frame.columns))})"
         )
     summary = summarize_results(frame)
-    write_report(frame, options.output, summary=summary, source=Path(options.results).name)
-    return ReportResult(summary, Path(options.output))
+    write_report(
+        table.typed_frame(),
+        options.output,
+        summary=summary,
+        source=Path(options.results).name,
+        lang=lang,
+    )
+    return ReportResult(summary, Path(options.output), lang)
 
 
 def results_figures(path: Path) -> ReportSummary | None:

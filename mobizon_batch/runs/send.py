@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -46,7 +46,9 @@ from mobizon_batch.runs.common import (
     output_delimiter,
     plan_list,
 )
+from mobizon_batch.runs.preflight import PreFlight
 from mobizon_batch.send import SendOptions, SendPass, SendSummary, check_deferred_to
+from mobizon_batch.sendwindow import Opening, SendWindow, openings_for, parse_window
 from mobizon_batch.table import read_table, write_table
 from mobizon_batch.vocabulary import SendState
 
@@ -74,6 +76,8 @@ class SendListOptions(ListOptions):
     #: send even to recipients the account sent the same text within ``resend_window``
     allow_resend: bool = False
     resend_window: timedelta = DEFAULT_WINDOW
+    #: ``HH:MM-HH:MM``: send each row only inside these hours of its recipient's time
+    send_window: str | None = None
 
 
 @dataclass
@@ -98,6 +102,13 @@ class SendListResult:
     account_zone: str = ""
     #: what the history guard found (None with ``allow_resend``, or nothing to send)
     guard: GuardReport | None = None
+    #: the figures shown before sending (None when nothing was left to send)
+    preflight: PreFlight | None = None
+    #: True when the caller answered "no" to ``Observer.confirm_send``: nothing was sent
+    declined: bool = False
+    #: rows kept ``pending`` for their send window, and the first opening among them
+    waiting: int = 0
+    reopens: Opening | None = None
 
     @property
     def balance(self) -> Decimal | None:
@@ -139,6 +150,7 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
         return _dry_run(options, results, journal_path, observer)
     send = options.send
     _check_time_options(options)
+    window = parse_window(options.send_window) if options.send_window else None
     plan = plan_list(options, observer)
     result = SendListResult(plan, results, journal_path)
     with client_for(options.api, pool_size=send.workers) as client:
@@ -160,6 +172,11 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             if not to_do and plan.summary.sendable == 0:
                 write_table(send_results(plan, journal), results, delimiter=delimiter)
                 return result
+            waiting = held_for_window(journal, keys, window) if window else {}
+            notes = {key: opening.sentence() for key, opening in waiting.items()}
+            result.waiting = len(waiting)
+            result.reopens = min(waiting.values(), key=lambda o: o.at) if waiting else None
+            segments = to_do_segments(journal, keys - waiting.keys())
             result.start = SendStart(
                 balance,
                 currency,
@@ -168,13 +185,28 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                 counts[SendState.SENT],
                 send.deferred_to,
                 result.account_zone,
+                segments,
             )
             observer.ready_to_send(result.start)
+            result.preflight = PreFlight(
+                rows=to_do - len(waiting),
+                segments=segments,
+                balance=balance,
+                currency=currency,
+                host=client.host,
+                already_sent=counts[SendState.SENT],
+                waiting=len(waiting),
+            )
             statuses = known_statuses(results)  # kept when the file is rewritten
+            if result.preflight.rows and not observer.confirm_send(result.preflight):
+                result.declined = True
+                frame = send_results(plan, journal, statuses, notes)
+                write_table(frame, results, delimiter=delimiter)
+                return result
             failures: list[MobizonBatchError] = []
 
             def checkpoint() -> None:
-                frame = send_results(plan, journal, statuses)
+                frame = send_results(plan, journal, statuses, notes)
                 try:
                     write_table(frame, results, delimiter=delimiter)
                 except MobizonBatchError as exc:
@@ -185,7 +217,12 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
 
             seen = result.guard.seen_ids if result.guard else ()
             send_pass = SendPass(
-                client, journal, send, keys=keys, checkpoint=checkpoint, known_before=seen
+                client,
+                journal,
+                send,
+                keys=keys - waiting.keys(),
+                checkpoint=checkpoint,
+                known_before=seen,
             )
             send_pass.on_progress = observer.sent
             with observer.sending(send_pass.request_stop):
@@ -198,11 +235,44 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
 
 
 def _check_time_options(options: SendListOptions) -> None:
-    """A bad --timezone, or a --deferred-to no zone could accept, stops before any work."""
+    """Bad --timezone, --send-window or --deferred-to (no zone could accept): stop at once."""
     if options.timezone is not None:
         parse_zone(options.timezone)
     if options.deferred_to is not None:
         check_deferred_to(options.deferred_to)
+    if options.send_window:
+        parse_window(options.send_window)
+
+
+#: journal states of rows a send still has to settle
+TO_DO = (SendState.PENDING, SendState.SENDING, SendState.UNKNOWN)
+
+
+def to_do_segments(journal: Journal, keys: frozenset[str]) -> int:
+    """The estimated segments of the rows among ``keys`` a send still has to settle."""
+    rows = journal.frame()
+    chosen = rows["state"].isin(TO_DO) & rows["row_key"].isin(keys)
+    return int(rows.loc[chosen, "segments"].sum())
+
+
+def held_for_window(
+    journal: Journal, keys: frozenset[str], window: SendWindow
+) -> dict[str, Opening]:
+    """Rows not sent yet whose recipient's send window is closed now, with when it opens.
+
+    ``pending`` rows, and ``unknown`` ones too: settling a lost answer may
+    end in sending the row again, which must wait for the window as well
+    (the row stays ``unknown`` until then; a lost row can be sent later).
+    """
+    rows = journal.frame()
+    open_states = rows["state"].isin([SendState.PENDING, SendState.UNKNOWN])
+    pending = rows[open_states & rows["row_key"].isin(keys)]
+    openings = openings_for(pending["recipient"].tolist(), window, datetime.now(UTC))
+    return {
+        key: opening
+        for key, opening in zip(pending["row_key"].tolist(), openings, strict=True)
+        if opening is not None
+    }
 
 
 def results_lock(results: Path) -> ProcessLock:

@@ -101,7 +101,7 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
         if not (unsaved or even_unchanged):
             return False
         write_table(
-            with_integer_cells(frame),
+            typed_for_writing(table, frame),
             output,
             sheet_name=options.sheet or getattr(table, "sheet", None) or "Results",
             delimiter=output_delimiter(table),
@@ -155,6 +155,23 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
             raise
         save(even_unchanged=options.output is not None and not writes)
     return StatusResult(result, outcome, output, writes)
+
+
+def typed_for_writing(table: InputTable, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` to write back: our integer and boolean cells typed, the rest as read.
+
+    A workbook's own numbers, dates and booleans (an amount, an order date)
+    go back as Excel typed them, not as the text they were read as.
+    """
+    out = with_integer_cells(frame)
+    if table.typed is None:
+        return out
+    ours = set(locate_columns(frame.columns).values())
+    typed = table.typed_frame()
+    for name in typed.columns:
+        if name not in ours and name in out.columns:
+            out[name] = typed[name]
+    return out
 
 
 _STATUS_LIKE = re.compile(r"[A-Z_]+")

@@ -16,7 +16,15 @@ from typing import IO, Any
 import numpy as np
 
 from mobizon_batch.errors import InputError
-from mobizon_batch.table.model import SPAN_LIMIT, InputTable, gc_paused, table_from_rows
+from mobizon_batch.table.model import (
+    HEADER_SCAN,
+    SPAN_LIMIT,
+    HeaderCheck,
+    InputTable,
+    gc_paused,
+    pick_header,
+    table_from_rows,
+)
 from mobizon_batch.table.sniff import (
     binary_file_error,
     codec_label,
@@ -30,9 +38,17 @@ from mobizon_batch.table.sniff import (
 )
 
 _FIELD_LIMIT = 16 * 1024 * 1024
+#: ``(header_row, looks_like_header)`` or None: how to find the header line
+HeaderChoice = tuple[int | None, HeaderCheck | None] | None
 
 
-def read_csv(source: Path, head: bytes, codec: str | None, sep: str | None) -> InputTable:
+def read_csv(
+    source: Path,
+    head: bytes,
+    codec: str | None,
+    sep: str | None,
+    header: HeaderChoice = None,
+) -> InputTable:
     explicit = codec is not None
     whole = source.stat().st_size <= len(head)
     if codec is None:
@@ -45,7 +61,7 @@ def read_csv(source: Path, head: bytes, codec: str | None, sep: str | None) -> I
     if sep is None:
         sep = sniff_delimiter(sample)
     try:
-        return _parse_csv(source, codec, sep)
+        return _parse_csv(source, codec, sep, header)
     except UnicodeDecodeError:
         if explicit or codec != "utf-8":
             data = read_all_bytes(source)
@@ -55,7 +71,7 @@ def read_csv(source: Path, head: bytes, codec: str | None, sep: str | None) -> I
             raise undecodable_error(source, data, codec, error, explicit=explicit) from None
         fallback = single_byte_or_broken(source, read_all_bytes(source))
         try:
-            return _parse_csv(source, fallback, sep)
+            return _parse_csv(source, fallback, sep, header)
         except UnicodeDecodeError:
             data = read_all_bytes(source)
             error = first_decode_error(data, fallback)
@@ -75,18 +91,25 @@ def _decoded_sample(source: Path, head: bytes, codec: str, *, whole: bool, expli
     return text
 
 
-def _parse_csv(source: Path, codec: str, sep: str) -> InputTable:
+def _parse_csv(source: Path, codec: str, sep: str, choice: HeaderChoice) -> InputTable:
     if csv.field_size_limit() < _FIELD_LIMIT:
         csv.field_size_limit(_FIELD_LIMIT)
+    header_row, check = choice if choice is not None else (None, None)
     with gc_paused(), _open_text(source, codec) as handle:
         reader = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True)
         try:
-            header, header_end = _first_record(reader)
-            if header is None:
+            leading = _leading_records(reader, header_row)
+            candidates = [(start, cells) for start, _, cells in leading if _has_value(cells)]
+            if not candidates:
                 raise InputError(
                     f"{source.name} is empty: it needs a header line and at least one row"
                 )
-            rows: list[list[str]] = list(reader)
+            chosen = pick_header(candidates, header_row, check, source)
+            header_start = candidates[chosen][0]
+            at = next(i for i, (start, _, _) in enumerate(leading) if start == header_start)
+            header, header_end = leading[at][2], leading[at][1]
+            rows: list[list[str]] = [cells for _, _, cells in leading[at + 1 :]]
+            rows += list(reader)
             end = reader.line_num
         except csv.Error as exc:
             raise _csv_error(source, reader.line_num, exc) from None
@@ -95,7 +118,7 @@ def _parse_csv(source: Path, codec: str, sep: str) -> InputTable:
         spans: np.ndarray[Any, np.dtype[np.int64]] | None = None
     else:  # some records span several lines: read again, noting where each starts
         rows = []  # free the first reading before making the second
-        rows, first, spans = _parse_csv_tracking_lines(source, codec, sep)
+        rows, first, spans = _parse_csv_tracking_lines(source, codec, sep, header_end)
     return table_from_rows(
         source,
         header,
@@ -106,6 +129,7 @@ def _parse_csv(source: Path, codec: str, sep: str) -> InputTable:
         encoding=codec_label(codec),
         delimiter=sep,
         sheet=None,
+        header_line=header_start,
     )
 
 
@@ -116,15 +140,34 @@ def _open_text(source: Path, codec: str) -> IO[str]:
         raise InputError(f"cannot read {source}: {exc.strerror}") from exc
 
 
-def _first_record(reader: Any) -> tuple[list[str] | None, int]:
+def _has_value(cells: list[str]) -> bool:
+    return any(cell.strip() for cell in cells)
+
+
+def _leading_records(reader: Any, header_row: int | None) -> list[tuple[int, int, list[str]]]:
+    """The first records, ``(first line, last line, cells)``, where the header is looked for.
+
+    Up to ``HEADER_SCAN`` records with a value (empty ones are kept in
+    between, so line numbers stay right), or up to ``header_row``.
+    """
+    leading: list[tuple[int, int, list[str]]] = []
+    found = 0
+    previous = 0
     for record in reader:
-        if any(cell.strip() for cell in record):
-            return record, reader.line_num
-    return None, reader.line_num
+        leading.append((previous + 1, reader.line_num, record))
+        previous = reader.line_num
+        if _has_value(record):
+            found += 1
+        if header_row is not None:
+            if previous >= header_row and found:
+                break
+        elif found >= HEADER_SCAN:
+            break
+    return leading
 
 
 def _parse_csv_tracking_lines(
-    source: Path, codec: str, sep: str
+    source: Path, codec: str, sep: str, header_end: int
 ) -> tuple[list[list[str]], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rows: list[list[str]] = []
     starts: list[int] = []
@@ -132,7 +175,18 @@ def _parse_csv_tracking_lines(
     with gc_paused(), _open_text(source, codec) as handle:
         reader = csv.reader(handle, delimiter=sep, quotechar='"', doublequote=True)
         try:
-            _, previous = _first_record(reader)
+            previous = 0
+            after: list[str] | None = None
+            for candidate in reader:  # past the header (and any title above it)
+                if reader.line_num > header_end:
+                    after = candidate
+                    break
+                previous = reader.line_num
+            if after is not None:
+                rows.append(after)
+                starts.append(previous + 1)
+                previous = reader.line_num
+                ends.append(previous)
             for record in reader:
                 rows.append(record)
                 starts.append(previous + 1)

@@ -9,8 +9,10 @@ must be the same whichever reader produced the rows.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +24,10 @@ from mobizon_batch.errors import InputError
 
 Format = Literal["csv", "xlsx"]
 SPAN_LIMIT = 20  # a record over more lines than this is most likely an unmatched quote
+#: how many non-empty records at the top may come before the header (titles, notes)
+HEADER_SCAN = 30
+#: a header check: does this record name the columns?
+HeaderCheck = Callable[[Sequence[str]], bool]
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +51,14 @@ class InputTable:
     delimiter: str | None = None
     sheet: str | None = None
     row_problems: Mapping[int, str] = field(default_factory=dict)
+    #: the header's line (CSV) or row (XLSX): rows above it (a title) were skipped
+    header_line: int = 1
+    #: for a workbook, the cells as Excel typed them (numbers, dates, booleans), else None
+    typed: pd.DataFrame | None = None
+    #: row position → columns whose cell is a formula Excel never saved a value for
+    unsaved: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    #: a name the header repeats → the names its columns got (``phone``, ``phone (2)``)
+    repeated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -53,12 +67,43 @@ class InputTable:
     def columns(self) -> list[str]:
         return [str(c) for c in self.frame.columns]
 
+    def typed_frame(self, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+        """``frame`` with a workbook's numbers, dates and booleans as Excel typed them.
+
+        Text cells (and every cell of ``text_columns``: the phones) stay the
+        text ``frame`` has; a CSV's table is ``frame`` itself.
+        """
+        if self.typed is None:
+            return self.frame
+        keep_text = set(text_columns)
+        out = self.frame.copy(deep=False)
+        for name in self.frame.columns:
+            if name in keep_text or name not in self.typed.columns:
+                continue
+            values = self.typed[name].tolist()
+            if all(v is None or isinstance(v, str) for v in values):
+                continue
+            texts = self.frame[name].tolist()
+            out[name] = pd.Series(
+                [v if _is_typed(v) else t for v, t in zip(values, texts, strict=True)],
+                index=self.frame.index,
+                dtype=object,
+            )
+        return out
+
     def describe(self) -> str:
         """``list.csv (CSV, UTF-8, delimiter ';')`` — for summaries and messages."""
         if self.format == "xlsx":
             return f"{self.path.name} (XLSX, sheet {self.sheet!r})"
         delimiter = "tab" if self.delimiter == "\t" else repr(self.delimiter)
         return f"{self.path.name} (CSV, {self.encoding}, delimiter {delimiter})"
+
+
+def _is_typed(value: Any) -> bool:
+    """A cell worth keeping as Excel typed it: a finite number, a date or time, a boolean."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int | dt.date | dt.time)
 
 
 @contextlib.contextmanager
@@ -89,8 +134,16 @@ def table_from_rows(
     encoding: str | None,
     delimiter: str | None,
     sheet: str | None,
+    header_line: int = 1,
+    typed_rows: list[list[Any]] | None = None,
+    unsaved: Mapping[int, frozenset[int]] | None = None,
 ) -> InputTable:
-    """Drop empty rows, even out ragged ones, name the columns, build the frame."""
+    """Drop empty rows, even out ragged ones, name the columns, build the frame.
+
+    ``typed_rows`` (a workbook's cells as typed, aligned with ``rows``) and
+    ``unsaved`` (row position in ``rows`` → column positions of formulas
+    without a saved value) are carried over to the kept rows.
+    """
     names = [str(h).replace("\ufeff", "").strip() for h in header]
     width = len(names)
     keep: list[int] = []
@@ -128,13 +181,28 @@ def table_from_rows(
     )
     columns = list(zip(*rows, strict=True)) if width else []
     del rows
+    unique = _unique_names(names)
     data: dict[str, pd.Series] = {}
-    for index, (name, values) in enumerate(zip(_unique_names(names), columns, strict=True)):
+    for index, (name, values) in enumerate(zip(unique, columns, strict=True)):
         if not names[index] and not any(values):
             continue  # an unnamed, empty column: a trailing delimiter, not data
         data[name] = pd.Series(np.array(values, dtype=object), dtype="str")
     frame = pd.DataFrame(data)
     frame.index = pd.RangeIndex(len(frame))
+    typed = None
+    if typed_rows is not None:
+        typed = _typed_frame(typed_rows, keep, unique, list(data), width)
+    kept_unsaved: dict[int, frozenset[str]] = {}
+    if unsaved:
+        where = {position: kept for kept, position in enumerate(keep)}
+        for position, cells in unsaved.items():
+            if position in where:
+                kept_unsaved[where[position]] = frozenset(
+                    unique[c] for c in cells if c < width and unique[c] in data
+                )
+    repeated: dict[str, tuple[str, ...]] = {}
+    for name in {n for n in names if n and names.count(n) > 1}:
+        repeated[name] = tuple(u for n, u in zip(names, unique, strict=True) if n == name)
     return InputTable(
         frame=frame,
         source_lines=np.asarray(lines, dtype=np.int64),
@@ -144,7 +212,56 @@ def table_from_rows(
         delimiter=delimiter,
         sheet=sheet,
         row_problems=problems,
+        header_line=header_line,
+        typed=typed,
+        unsaved=kept_unsaved,
+        repeated=repeated,
     )
+
+
+def _typed_frame(
+    typed_rows: list[list[Any]], keep: list[int], unique: list[str], kept: list[str], width: int
+) -> pd.DataFrame:
+    """The typed cells of the kept rows and columns (a gap is None)."""
+    chosen = [typed_rows[i] for i in keep]
+    even = [r[:width] if len(r) >= width else [*r, *([None] * (width - len(r)))] for r in chosen]
+    columns = list(zip(*even, strict=True)) if width and even else [()] * width
+    wanted = set(kept)
+    data = {
+        name: pd.Series(list(values), dtype=object)
+        for name, values in zip(unique, columns, strict=True)
+        if name in wanted
+    }
+    return pd.DataFrame(data, index=pd.RangeIndex(len(keep)))
+
+
+def pick_header(
+    candidates: Sequence[tuple[int, Sequence[str]]],
+    header_row: int | None,
+    looks_like_header: Callable[[Sequence[str]], bool] | None,
+    source: Path,
+) -> int:
+    """Which of the first records is the header: its position in ``candidates``.
+
+    ``candidates`` are ``(line, cells)`` of the first non-empty records.
+    ``header_row`` (a line of the file, a row of the sheet) wins; else the
+    first record ``looks_like_header`` accepts (the one whose phone or text
+    column is recognised: CRM exports put a title and a blank row above
+    it); else the first record, as a plain list has it.
+    """
+    if header_row is not None:
+        for position, (line, _) in enumerate(candidates):
+            if line == header_row:
+                return position
+        raise InputError(
+            f"{source.name}: line {header_row} (--header-row) is empty or past the first "
+            f"{len(candidates)} lines with values; give the line of the column names"
+        )
+    if looks_like_header is not None:
+        for position, (_, cells) in enumerate(candidates):
+            if looks_like_header(cells):
+                return position
+    return 0
 
 
 def _delimiter_word(delimiter: str | None) -> str:

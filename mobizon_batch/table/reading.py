@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.table.csvfile import read_csv
-from mobizon_batch.table.model import InputTable
+from mobizon_batch.table.model import HeaderCheck, InputTable
 from mobizon_batch.table.sniff import (
     check_delimiter,
     check_encoding,
@@ -23,6 +23,7 @@ from mobizon_batch.table.sniff import (
     sniff_format,
     sniff_kind,
 )
+from mobizon_batch.table.stdin import stdin_copy
 from mobizon_batch.table.xlsxfile import read_xlsx
 
 
@@ -32,14 +33,20 @@ def read_table(
     encoding: str | None = None,
     delimiter: str | None = None,
     sheet: str | int | None = None,
+    header_row: int | None = None,
+    looks_like_header: HeaderCheck | None = None,
 ) -> InputTable:
     """Read a CSV or XLSX list; every problem with the file is an InputError.
 
     ``encoding`` and ``delimiter`` apply to CSV, ``sheet`` (a name, or a
     number counting from 1) to XLSX; giving one for the other format is a
     ConfigError, because it means the command is not doing what its author
-    thinks.
+    thinks.  The header is the line ``header_row`` when given, else the
+    first of the top lines that ``looks_like_header`` accepts, else the
+    first line with a value.  ``path`` ``-`` reads standard input.
     """
+    if str(path) == "-":
+        path = stdin_copy()
     source = Path(path)
     head = read_head(source)
     kind = sniff_kind(source, head)
@@ -48,12 +55,12 @@ def read_table(
             raise ConfigError(
                 f"--encoding and --delimiter apply to CSV files; {source.name} is an Excel workbook"
             )
-        return read_xlsx(source, sheet)
+        return read_xlsx(source, sheet, header_row, looks_like_header)
     if sheet is not None:
         raise ConfigError(f"--sheet applies to Excel workbooks; {source.name} is a text file")
     codec = check_encoding(encoding) if encoding else None
     sep = check_delimiter(delimiter) if delimiter else None
-    return read_csv(source, head, codec, sep)
+    return read_csv(source, head, codec, sep, (header_row, looks_like_header))
 
 
 def decode_text_file(path: str | os.PathLike[str], encoding: str | None = None) -> str:

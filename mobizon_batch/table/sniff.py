@@ -2,11 +2,14 @@
 
 Reading never guesses silently where a guess could hurt: the encoding is
 detected from hard evidence (a BOM, the zero bytes of UTF-16, strict UTF-8)
-and only then falls back to Windows-1251, the encoding Russian-locale Excel
-saves; a file that looks like broken UTF-8 is refused with a hint rather
+and only then falls back to a single-byte Cyrillic encoding — Windows-1251,
+the one Russian-locale Excel saves, or KOI8-R or CP866 when the letters say
+so; a file that looks like broken UTF-8 is refused with a hint rather
 than read as gibberish.  Charset-guessing libraries are deliberately not
 used: the set of encodings real lists come in is small and known, and a
-statistical guess would be harder to explain in an error message.  The kind
+statistical guess would be harder to explain in an error message; the
+three single-byte candidates are told apart by a letter-case count that
+fits in a docstring (``cyrillic_single_byte``).  The kind
 of file is judged by its content, the extension only names it in messages.
 """
 
@@ -60,6 +63,7 @@ _UTF8_MULTIBYTE = re.compile(
     rb"|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
 _LOW_BYTES = bytes(range(0x80))
+_TITLE_LINES = 30  # lines above the header a delimiter guess looks past
 
 
 def check_encoding(name: str) -> str:
@@ -241,7 +245,46 @@ def single_byte_or_broken(source: Path, data: bytes) -> str:
             f"valid UTF-8. Fix that line (or save the file again as CSV UTF-8), or if you "
             f"know the file's encoding pass it with --encoding (for example --encoding cp1251)"
         )
-    return "cp1251"
+    return cyrillic_single_byte(data)
+
+
+#: The single-byte encodings lists come in, most common first: Windows-1251
+#: (Russian-locale Excel), KOI8-R (old Unix and mail systems), CP866 (DOS
+#: and old accounting exports).  A closed list: each reads any byte, so only
+#: the letters it makes can tell them apart.
+SINGLE_BYTE_CODECS = ("cp1251", "koi8-r", "cp866")
+_LOWER_LETTERS = frozenset("абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі")
+_UPPER_LETTERS = frozenset(ch.upper() for ch in _LOWER_LETTERS)
+
+
+def cyrillic_single_byte(data: bytes) -> str:
+    """Which of ``SINGLE_BYTE_CODECS`` makes the bytes read as Cyrillic text.
+
+    Each candidate decodes the high bytes; running text is mostly lowercase
+    letters, so a codec scores a point for each lowercase letter that
+    follows a letter, and loses two for each high byte that became anything
+    but a letter (KOI8-R read as Windows-1251 gives capitals in the middle
+    of words; CP866 gives punctuation and box lines).  A tie goes to
+    Windows-1251, by far the most common.
+    """
+    sample = data[: 256 * 1024]
+    best, choice = None, SINGLE_BYTE_CODECS[0]
+    for codec in SINGLE_BYTE_CODECS:
+        text = sample.decode(codec, errors="replace")
+        score = 0
+        previous = " "
+        for ch in text:
+            if ch >= "\x80":
+                if ch in _LOWER_LETTERS:
+                    score += 1 if previous.isalpha() else 0
+                elif ch in _UPPER_LETTERS:
+                    score -= 1 if previous in _LOWER_LETTERS else 0
+                else:
+                    score -= 2
+            previous = ch
+        if best is None or score > best:
+            best, choice = score, codec
+    return choice
 
 
 def first_decode_error(data: bytes, codec: str) -> UnicodeDecodeError | None:
@@ -277,7 +320,7 @@ def undecodable_error(
         "check the --encoding you gave (utf-8, cp1251 and utf-16 are the usual ones)"
         if explicit
         else "pass the file's encoding with --encoding (for example --encoding cp1251, "
-        "--encoding utf-16 or --encoding koi8-r)"
+        "--encoding utf-16, --encoding koi8-r or --encoding cp866)"
     )
     return InputError(f"{source.name} cannot be read as {label}: {where} does not decode; {hint}")
 
@@ -287,6 +330,9 @@ def codec_label(codec: str) -> str:
         "utf-8-sig": "UTF-8",
         "utf-8": "UTF-8",
         "cp1251": "Windows-1251",
+        "koi8-r": "KOI8-R",
+        "koi8_r": "KOI8-R",
+        "cp866": "CP866",
         "utf-16": "UTF-16",
         "utf-16-le": "UTF-16",
         "utf-16-be": "UTF-16",
@@ -317,7 +363,7 @@ def sniff_delimiter(sample: str) -> str:
     ``;`` file whose texts contain commas is not mistaken for a comma file:
     with ``,`` its header is one field.
     """
-    best: tuple[float, int, int] | None = None
+    best: tuple[float, int, int, int] | None = None
     choice = ","
     for rank, sep in enumerate(DELIMITERS):
         try:
@@ -325,12 +371,19 @@ def sniff_delimiter(sample: str) -> str:
             records = [r for r in reader if any(r)]
         except csv.Error:  # this delimiter cannot be the one
             continue
-        if not records or len(records[0]) < 2:
+        # A title above the header ("Выгрузка клиентов на 28.11.2026;;;") has
+        # one value: the header is the first record with two.
+        skipped = next(
+            (i for i, r in enumerate(records[:_TITLE_LINES]) if sum(1 for c in r if c.strip()) > 1),
+            None,
+        )
+        if skipped is None:
             continue
+        records = records[skipped:]
         width = len(records[0])
         data = records[1:] or records
         consistent = sum(1 for r in data if len(r) == width) / len(data)
-        key = (consistent, width, -rank)
+        key = (consistent, -skipped, width, -rank)
         if best is None or key > best:
             best, choice = key, sep
     return choice

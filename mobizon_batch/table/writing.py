@@ -8,6 +8,7 @@ a phone stays text, a cell that starts with ``=`` is not a formula.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import math
 import os
@@ -21,6 +22,7 @@ from mobizon_batch.errors import ConfigError
 from mobizon_batch.sheetxml import write_sheet
 from mobizon_batch.table.atomic import atomic_file
 from mobizon_batch.table.model import Format, gc_paused
+from mobizon_batch.table.xlsxfile import cell_text
 
 
 def output_format(path: str | os.PathLike[str]) -> Format:
@@ -105,6 +107,10 @@ def _csv_values(column: pd.Series) -> list[Any]:
 def _csv_scalar(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return ""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"  # as the status pass writes status_final
+    if isinstance(value, dt.date | dt.time):
+        return cell_text(value)
     if isinstance(value, float | np.floating):
         number = float(value)
         if math.isnan(number):

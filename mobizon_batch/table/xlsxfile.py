@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,22 @@ import numpy as np
 
 from mobizon_batch.errors import InputError
 from mobizon_batch.sheetxml import excel_unescape
-from mobizon_batch.table.model import InputTable, gc_paused, table_from_rows
+from mobizon_batch.table.model import (
+    HEADER_SCAN,
+    HeaderCheck,
+    InputTable,
+    gc_paused,
+    pick_header,
+    table_from_rows,
+)
 
 
-def read_xlsx(source: Path, sheet: str | int | None) -> InputTable:
+def read_xlsx(
+    source: Path,
+    sheet: str | int | None,
+    header_row: int | None = None,
+    looks_like_header: HeaderCheck | None = None,
+) -> InputTable:
     import openpyxl  # imported here: CSV-only runs never pay for it
 
     try:
@@ -41,7 +55,8 @@ def read_xlsx(source: Path, sheet: str | int | None) -> InputTable:
         title = worksheet.title
         try:
             worksheet.reset_dimensions()  # some writers store wrong dimensions
-            header, rows, lines = _xlsx_rows(worksheet)
+            leading, rows, typed, lines = _xlsx_rows(worksheet, header_row)
+            unsaved = _unsaved_formulas(source, getattr(worksheet, "_worksheet_path", ""))
         except InputError:
             raise
         except Exception as exc:
@@ -52,12 +67,21 @@ def read_xlsx(source: Path, sheet: str | int | None) -> InputTable:
     finally:
         workbook.close()
         handle.close()
-    if header is None:
+    if not leading:
         raise InputError(f"{source.name}, sheet {title!r}, is empty")
+    chosen = pick_header(
+        [(line, cells) for line, cells, _ in leading], header_row, looks_like_header, source
+    )
+    header_line, header, _ = leading[chosen]
+    for line, cells, values in reversed(leading[chosen + 1 :]):
+        rows.insert(0, cells)
+        typed.insert(0, values)
+        lines.insert(0, line)
     # A value right of the last named column is data in an unnamed column
     # (it gets a "column N" name), not a broken line as it would be in CSV.
     width = max([len(header), *(len(r) for r in rows)])
     header = header + [""] * (width - len(header))
+    where = {line: position for position, line in enumerate(lines)}
     return table_from_rows(
         source,
         header,
@@ -68,6 +92,9 @@ def read_xlsx(source: Path, sheet: str | int | None) -> InputTable:
         encoding=None,
         delimiter=None,
         sheet=title,
+        header_line=header_line,
+        typed_rows=typed,
+        unsaved={where[row]: frozenset(cols) for row, cols in unsaved.items() if row in where},
     )
 
 
@@ -94,22 +121,74 @@ def _pick_sheet(source: Path, workbook: Any, sheet: str | int | None) -> Any:
     )
 
 
-def _xlsx_rows(worksheet: Any) -> tuple[list[str] | None, list[list[str]], list[int]]:
-    header: list[str] | None = None
+Leading = list[tuple[int, list[str], list[Any]]]
+
+
+def _xlsx_rows(
+    worksheet: Any, header_row: int | None
+) -> tuple[Leading, list[list[str]], list[list[Any]], list[int]]:
+    """The first rows with a value (where the header is looked for), then the others.
+
+    Each row as text (``cell_text``) and as Excel typed it; the first part
+    holds up to ``HEADER_SCAN`` rows with a value, or reaches ``header_row``.
+    """
+    leading: Leading = []
     rows: list[list[str]] = []
+    typed: list[list[Any]] = []
     lines: list[int] = []
+    scanning = True
     with gc_paused():
         for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
             cells = [cell_text(v) for v in values]
             while cells and not cells[-1]:
                 cells.pop()
-            if header is None:
+            if scanning:
                 if any(c.strip() for c in cells):
-                    header = cells
+                    leading.append((number, cells, list(values)))
+                    if header_row is None:
+                        scanning = len(leading) < HEADER_SCAN
+                    else:
+                        scanning = number < header_row
                 continue
             rows.append(cells)
+            typed.append(list(values))
             lines.append(number)
-    return header, rows, lines
+    return leading, rows, typed, lines
+
+
+_CELL = re.compile(rb'<c\b[^>]*?\br="([A-Z]+)([0-9]+)"[^>]*?(?:/>|>(.*?)</c>)', re.DOTALL)
+_SAVED_VALUE = re.compile(rb"<v>[^<]")
+
+
+def _unsaved_formulas(source: Path, part: str) -> dict[int, set[int]]:
+    """Formula cells without a saved value: sheet row → column positions (from 0).
+
+    A workbook written by a program (not by Excel) can hold formulas whose
+    result was never computed; every reader then sees an empty cell, and
+    "the text is empty" would send the user looking in the wrong place.
+    """
+    found: dict[int, set[int]] = {}
+    if not part:
+        return found
+    try:
+        with zipfile.ZipFile(source) as archive:
+            data = archive.read(part.lstrip("/"))
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return found
+    if b"<f" not in data:
+        return found
+    for match in _CELL.finditer(data):
+        body = match.group(3) or b""
+        if b"<f" in body and not _SAVED_VALUE.search(body):
+            found.setdefault(int(match.group(2)), set()).add(_column_index(match.group(1)))
+    return found
+
+
+def _column_index(letters: bytes) -> int:
+    index = 0
+    for letter in letters:
+        index = index * 26 + (letter - 64)
+    return index - 1
 
 
 def cell_text(value: Any) -> str:
