@@ -23,6 +23,13 @@ def machine_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports in English whatever the machine's locale (``report`` follows it by default)."""
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+
+
 @pytest.fixture
 def emulator() -> Iterator[MobizonEmulator]:
     with MobizonEmulator(api_key=TEST_KEY, status_step=0.05) as emu:
