@@ -41,11 +41,14 @@ class _Prefix:
     ``str.startswith``, which gives the same answer several times faster.
     """
 
-    __slots__ = ("end",)
+    __slots__ = ("end", "literal", "pattern")
 
     def __init__(self, pattern: str) -> None:
         #: ``end(text)``: where the match at the start of ``text`` ends, or None.
         self.end: Callable[[str], int | None]
+        #: The digits when the pattern is plain digits, else the compiled pattern.
+        self.literal: str | None = pattern if pattern.isdigit() else None
+        self.pattern: re.Pattern[str] | None = None
         if pattern.isdigit():
             size = len(pattern)
 
@@ -54,7 +57,7 @@ class _Prefix:
 
             self.end = literal_end
         else:
-            compiled = re.compile(pattern)
+            compiled = self.pattern = re.compile(pattern)
 
             def pattern_end(text: str) -> int | None:
                 match = compiled.match(text)
@@ -106,13 +109,17 @@ class _Region:
 
     def general_matches(self, digits: str) -> bool:
         """``_is_number_matching_desc(digits, general_desc)``."""
-        length = len(digits)
+        pattern = self.general_pattern(len(digits))
+        return pattern is not None and pattern.fullmatch(digits) is not None
+
+    def general_pattern(self, length: int) -> re.Pattern[str] | None:
+        """The general description's pattern for numbers of this length (None: none match)."""
         pattern = self._general_by_length.get(length, _UNSET)
         if pattern is _UNSET:
             applies = self.general.applies(length)
             pattern = re.compile(self.general.pattern or "") if applies else None
             self._general_by_length[length] = pattern
-        return pattern is not None and pattern.fullmatch(digits) is not None
+        return pattern  # type: ignore[no-any-return]
 
     def type_known(self, nsn: str) -> bool:
         """``_number_type_helper(nsn, metadata) != UNKNOWN``, in one regex call.
@@ -121,12 +128,16 @@ class _Region:
         descriptions that allow this length: a lookahead anchored at the end
         checks the first, an alternation the second.
         """
-        length = len(nsn)
+        pattern = self.known_pattern(len(nsn))
+        return pattern is not None and pattern.fullmatch(nsn) is not None
+
+    def known_pattern(self, length: int) -> re.Pattern[str] | None:
+        """The pattern ``type_known`` uses for national numbers of this length."""
         pattern = self._known_by_length.get(length, _UNSET)
         if pattern is _UNSET:
             pattern = self._known_pattern(length)
             self._known_by_length[length] = pattern
-        return pattern is not None and pattern.fullmatch(nsn) is not None
+        return pattern  # type: ignore[no-any-return]
 
     def _known_pattern(self, length: int) -> re.Pattern[str] | None:
         if not self.general.applies(length):

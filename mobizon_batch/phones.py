@@ -45,6 +45,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
 
 from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.phonebulk import BulkPath
 from mobizon_batch.phonefast import FastPath
 
 DEFAULT_REGION = "KZ"
@@ -130,20 +131,28 @@ def normalize_phones(
 ) -> tuple[list[str], list[str]]:
     """Numbers (``""`` when invalid) and reasons (``""`` when valid) for many cells.
 
-    Each distinct cell is worked out once: lists repeat numbers, and the
-    cache makes a repeated value cost one dictionary lookup.
+    The everyday shapes are answered a column at a time (``phonebulk``);
+    each remaining distinct cell is worked out once: lists repeat numbers,
+    and the cache makes a repeated value cost one dictionary lookup.
     """
-    solve = _normalizer(check_region(region), accept_possible)
+    code = check_region(region)
+    solve = _normalizer(code, accept_possible)
+    cells = values if isinstance(values, list) else list(values)
+    numbers: list[str] = _bulk(code).numbers(cells).tolist()
+    reasons = [""] * len(cells)
     cache: dict[str, tuple[str, str]] = {}
-    numbers: list[str] = []
-    reasons: list[str] = []
-    for raw in values:
+    for position in [i for i, number in enumerate(numbers) if not number]:
+        raw = cells[position]
         answer = cache.get(raw)
         if answer is None:
             answer = cache[raw] = solve(raw)
-        numbers.append(answer[0])
-        reasons.append(answer[1])
+        numbers[position], reasons[position] = answer
     return numbers, reasons
+
+
+@lru_cache(maxsize=32)
+def _bulk(region: str) -> BulkPath:
+    return BulkPath(FastPath(region))
 
 
 def parse_optout_text(lines: Iterable[str], region: str = DEFAULT_REGION) -> set[str]:
