@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
 
 from mobizon_batch.errors import ConfigError
 
@@ -81,6 +83,41 @@ def count_segments(text: str) -> SegmentInfo:
         return SegmentInfo("UCS-2", units, math.ceil(units / UCS2_PART))
     sizes = [2 if ord(ch) > 0xFFFF else 1 for ch in text]
     return SegmentInfo("UCS-2", units, _pack(sizes, UCS2_SINGLE, UCS2_PART))
+
+
+def count_segments_many(
+    texts: Sequence[str],
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.object_]]]:
+    """Segments and encodings (``""`` for an empty text) of many texts at once.
+
+    The same answers as ``count_segments`` text by text, but the common
+    cases — GSM-7 without extension characters, UCS-2 without emoji — are
+    worked out for all texts together (one C-level pass each); only the
+    texts that need the exact packing loop go through ``count_segments``.
+    """
+    count = len(texts)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=count)
+    basic = np.fromiter(map(GSM7_BASIC.issuperset, texts), dtype=bool, count=count)
+    segments = np.where(lengths <= GSM7_SINGLE, 1, -(-lengths // GSM7_PART))
+    segments[lengths == 0] = 0
+    encodings = np.where(basic, "GSM-7", "UCS-2").astype(object)
+    encodings[lengths == 0] = ""
+    others = np.flatnonzero(~basic)
+    if len(others):
+        values = np.empty(count, dtype=object)
+        values[:] = texts
+        tops = np.fromiter(map(ord, map(max, values[others])), dtype=np.int64, count=len(others))
+        plain_ucs2 = others[tops <= 0xFFFF]
+        gsm = np.fromiter(map(GSM7_ALL.issuperset, values[plain_ucs2]), bool, len(plain_ucs2))
+        plain_ucs2 = plain_ucs2[~gsm]
+        size = lengths[plain_ucs2]
+        segments[plain_ucs2] = np.where(size <= UCS2_SINGLE, 1, -(-size // UCS2_PART))
+        exact = np.setdiff1d(others, plain_ucs2, assume_unique=True)
+        for position in exact.tolist():
+            info = count_segments(texts[position])
+            segments[position] = info.segments
+            encodings[position] = info.encoding if info.units else ""
+    return segments.astype(np.int64), encodings
 
 
 def _pack(sizes: list[int], single: int, part: int) -> int:

@@ -227,6 +227,38 @@ def test_xlsx_scientific_text_is_read_verbatim(files: dict[str, Path]) -> None:
     assert frame["phone"].tolist() == ["7.7012345678E+10", "7,70146E+10", "7,7021112233E+10"]
 
 
+def test_xlsx_cells_read_as_the_text_excel_shows(tmp_path: Path) -> None:
+    """Numbers, dates, times, booleans, escapes, errors: each cell as a person sees it."""
+    import datetime as dt
+
+    path = tmp_path / "types.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Типы"
+    sheet.append(["phone", "text", "when", "flag"])
+    sheet.append([77012345678, "a_x0041_b", dt.datetime(2024, 3, 1), True])
+    sheet.append([7.7012345678e10, "_x005F_x0041_", dt.datetime(2024, 3, 1, 12, 30, 5), False])
+    sheet.append(["007", 12.5, dt.time(9, 30), dt.date(2024, 3, 2)])
+    sheet.append([-0.0, 1e20, None, "  kept  "])
+    sheet["A6"] = "=1+2"  # a formula no program has calculated: no saved value
+    sheet["B6"] = "x"
+    workbook.create_chartsheet("chart")  # not a worksheet: never picked
+    workbook.save(path)
+    table = read_table(path)
+    assert table.sheet == "Типы"
+    assert table.frame.values.tolist() == [
+        ["77012345678", "aAb", "2024-03-01", "TRUE"],
+        ["77012345678", "_x0041_", "2024-03-01 12:30:05", "FALSE"],
+        ["007", "12.5", "09:30:00", "2024-03-02"],
+        ["0", "100000000000000000000", "", "  kept  "],
+        ["", "x", "", ""],
+    ]
+    assert list(table.source_lines) == [2, 3, 4, 5, 6]
+    with pytest.raises(InputError, match="no sheet 'chart'"):
+        read_table(path, sheet="chart")
+
+
 def test_format_flags_for_the_other_format_are_usage_errors(files: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match="--sheet applies to Excel"):
         read_table(files["utf8_comma.csv"], sheet="1")

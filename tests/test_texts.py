@@ -91,3 +91,31 @@ def test_template_without_placeholders_is_a_fixed_text() -> None:
 def test_bad_templates_are_usage_errors(source: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_template(source)
+
+
+def test_many_texts_at_once_count_as_one_at_a_time() -> None:
+    """count_segments_many gives count_segments' answers on every kind of text and length."""
+    import random
+
+    from mobizon_batch.texts import GSM7_EXTENSION, count_segments_many
+
+    rng = random.Random(1)
+    latin = list("abcXYZ 019.,!")
+    pools = [
+        latin,
+        latin + list(GSM7_EXTENSION),
+        latin + list(GSM7_EXTENSION) + list("Здравствуйте") + ["😀", "é", "€", "\n", "\r"],
+        [*latin, "Ж"],
+        [*latin, "😀"],
+    ]
+    sizes = [0, 1, 5, 60, 69, 70, 71, 134, 135, 140, 152, 153, 154, 159, 160, 161, 306, 307, 400]
+    texts = [
+        "".join(rng.choice(pool) for _ in range(rng.choice(sizes)))
+        for pool in pools
+        for _ in range(3000)
+    ]
+    segments, encodings = count_segments_many(texts)
+    expected = [count_segments(t) for t in texts]
+    assert segments.tolist() == [e.segments for e in expected]
+    assert encodings.tolist() == [e.encoding if e.units else "" for e in expected]
+    assert {"GSM-7", "UCS-2", ""} == set(encodings.tolist())

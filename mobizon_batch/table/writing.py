@@ -7,6 +7,7 @@ a phone stays text, a cell that starts with ``=`` is not a formula.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -78,9 +79,12 @@ def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str) -> None:
     """Write with the csv module: a third faster than ``DataFrame.to_csv`` here.
 
     Values are turned into plain Python objects column by column first
-    (``_csv_values``): gaps become empty fields, whole floats integers.
+    (``_csv_values``): gaps become empty fields, whole floats integers.  The
+    BOM is written by hand and the rest encoded as plain UTF-8: the
+    ``utf-8-sig`` codec's encoder is Python code, called once a row.
     """
-    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    handle.write(codecs.BOM_UTF8)
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=False)
     # CRLF (RFC 4180) rather than "\n": the csv module quotes a value only if
     # it holds a character of the line terminator, and a lone "\r" left
     # unquoted would split the row when the file is read back.
@@ -96,6 +100,8 @@ def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str) -> None:
 
 def _csv_values(column: pd.Series) -> list[Any]:
     dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype):  # text: only the gaps need a look
+        return (column.fillna("") if column.hasnans else column).tolist()
     values = column.tolist()
     if pd.api.types.is_integer_dtype(dtype) and not isinstance(dtype, np.dtype):
         return ["" if v is pd.NA else v for v in values]  # nullable Int64 and friends
