@@ -429,7 +429,9 @@ def _pair_ids(
     if not recipients:
         return np.zeros(0, dtype=np.int64)
     r_codes, _ = pd.factorize(np.asarray(recipients, dtype=object))
-    combined = r_codes.astype(np.int64) * (int(t_codes.max()) + 1) + t_codes
+    combined: np.ndarray[Any, np.dtype[np.int64]] = r_codes.astype(np.int64) * (
+        int(t_codes.max()) + 1
+    ) + t_codes.astype(np.int64)
     ids, _ = pd.factorize(combined)
     return ids.astype(np.int64)
 
