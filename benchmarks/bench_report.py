@@ -110,8 +110,13 @@ def generate(path: Path, rows: int, seed: int = 5) -> None:
                     "",
                     "",
                     moment,
+                    status,
+                    final,
+                    1,
+                    moment,
+                    moment,
+                    moment,
                 ]
-                + [status, final, 1, moment, moment, moment]
             )
 
 
