@@ -316,3 +316,27 @@ def test_requests_refused_with_code_30_do_not_use_up_the_attempts(
     assert refused > 120 and summary.resent > 0
     assert summary.counts == {SENT: 120}
     assert accepted(emulator) == Counter(numbers(120))
+
+
+def test_checkpoints_take_at_most_a_tenth_of_a_long_pass() -> None:
+    """After a checkpoint that took d seconds, the next waits at least 10·d (not 3·d)."""
+    from mobizon_batch.sendloop import _Checkpointer
+
+    now = [0.0]
+    runs: list[float] = []
+
+    def slow_checkpoint() -> None:
+        runs.append(now[0])
+        now[0] += 2.0  # a big XLSX rewrite: two seconds
+
+    checkpointer = _Checkpointer(slow_checkpoint, 5.0, lambda: now[0])
+    busy = 0.0
+    while now[0] < 600:
+        before = now[0]
+        checkpointer.maybe_run()
+        checkpointer.finish()
+        busy += now[0] - before
+        now[0] += 0.5  # sending goes on between looks
+    assert len(runs) > 5
+    assert busy / now[0] < 0.10
+    assert min(b - a for a, b in zip(runs[1:], runs[2:], strict=False)) >= 20.0
