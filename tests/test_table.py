@@ -8,6 +8,7 @@ import os
 import stat
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
 
