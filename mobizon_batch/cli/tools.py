@@ -21,7 +21,6 @@ from mobizon_batch.cli.options import (
     rate,
 )
 from mobizon_batch.cli.output import format_money
-from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.runs.common import account_balance
 from mobizon_batch.runs.demo import DEMO_LOST_ANSWERS, DemoObserver, run_demo
@@ -155,6 +154,8 @@ def add_emulator(commands: Commands) -> None:
 
 
 def run_emulator(args: argparse.Namespace) -> int:
+    from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator  # only this command
+
     config = EmulatorConfig(
         api_key=None if args.api_key == "any" else args.api_key,
         latency=args.latency_ms / 1000.0,
