@@ -127,6 +127,8 @@ class Plan:
     def entries(self) -> Iterator[PlanEntry]:
         """Every row as the send journal registers it (``Journal.register``)."""
         rows = self.rows
+        if len(rows) and not rows["row_key"].iat[0]:
+            raise ValueError("this plan was built without row keys (build_plan(row_keys=False))")
         for key, recipient, text, verdict, reason, segments in zip(
             rows["row_key"],
             rows["recipient"],
@@ -182,17 +184,24 @@ _CHUNK = 50_000
 
 
 def build_plan(
-    table: InputTable, options: PlanOptions, *, progress: Progress | None = None
+    table: InputTable,
+    options: PlanOptions,
+    *,
+    progress: Progress | None = None,
+    row_keys: bool = True,
 ) -> Plan:
     """Decide every row of ``table``; see the module docstring for the verdicts.
 
     ``progress`` (for a progress bar) is called with the number of rows
     finished since the last call; the calls add up to ``len(table)``.
+    ``row_keys=False`` leaves ``row_key`` empty: a plan only looked at
+    (validate) saves hashing every row and holding a million keys; such a
+    plan cannot be registered in a journal.
     Usage errors (unknown column or placeholder, bad region) are raised
     before any row is looked at.
     """
     with gc_paused():
-        return _build_plan(table, options, progress)
+        return _build_plan(table, options, progress, row_keys)
 
 
 def check_options(options: PlanOptions) -> Template | None:
@@ -210,7 +219,9 @@ def check_options(options: PlanOptions) -> Template | None:
     return parse_template(options.template) if options.template is not None else None
 
 
-def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | None) -> Plan:
+def _build_plan(
+    table: InputTable, options: PlanOptions, progress: Progress | None, row_keys: bool
+) -> Plan:
     template = check_options(options)
     region = check_region(options.region)
     columns = table.columns
@@ -308,7 +319,10 @@ def _build_plan(table: InputTable, options: PlanOptions, progress: Progress | No
     )
     rows["segments"] = segments
     rows["encoding"] = pd.Series(encodings, index=rows.index, dtype="str")
-    rows["row_key"] = _row_keys(rows, raw_phones, ticker)
+    if row_keys:
+        rows["row_key"] = _row_keys(rows, raw_phones, ticker)
+    else:
+        rows["row_key"] = pd.Series("", index=rows.index, dtype="str")
     rows = rows[
         [
             "recipient",

@@ -254,3 +254,31 @@ def test_no_reason_contains_the_separator_used_to_join_reasons() -> None:
     sentences += [phones.reason_not_valid("KZ"), phones.reason_not_valid(None)]
     sentences += [prepare.REASON_NO_TEXT, prepare.REASON_OPTED_OUT]
     assert all(prepare.REASON_SEPARATOR not in s for s in sentences)
+
+
+def test_row_keys_match_one_row_at_a_time_and_can_be_left_out() -> None:
+    """The column-wise keys are row_key's; a plan without keys has the same verdicts."""
+    table = make_table(
+        {
+            "phone": [KZ1, "87012345678", "bad", KZ2, KZ1],
+            "text": ["Привет", "Привет", "x\ud800y", "", "Привет"],
+        }
+    )
+    keyed = build_plan(table, PlanOptions())
+    expected = [
+        row_key(recipient or raw, text, occurrence)
+        for recipient, raw, text, occurrence in zip(
+            keyed.rows["recipient"],
+            table.frame["phone"],
+            keyed.rows["text"],
+            keyed.rows["occurrence"],
+            strict=True,
+        )
+    ]
+    assert keyed.rows["row_key"].tolist() == expected
+    bare = build_plan(table, PlanOptions(), row_keys=False)
+    columns = ["recipient", "verdict", "reason", "segments", "encoding"]
+    assert bare.rows[columns].equals(keyed.rows[columns])
+    assert set(bare.rows["row_key"]) == {""}
+    with pytest.raises(ValueError, match="without row keys"):
+        list(bare.entries())

@@ -172,13 +172,17 @@ def read_list(options: ListOptions) -> InputTable:
     )
 
 
-def plan_list(options: ListOptions, observer: Observer) -> Plan:
-    """Read the list and judge every row, telling ``observer`` how far it got."""
+def plan_list(options: ListOptions, observer: Observer, *, row_keys: bool = True) -> Plan:
+    """Read the list and judge every row, telling ``observer`` how far it got.
+
+    ``row_keys=False`` (validate, which sends nothing) skips hashing a key
+    for every row (see ``build_plan``).
+    """
     check_plan_options(options.plan)
     check_options(options.plan)  # a bad template or region fails before the list is read
     table = read_list(options)
     observer.checking(len(table))
-    plan = build_plan(table, options.plan, progress=observer.checked)
+    plan = build_plan(table, options.plan, progress=observer.checked, row_keys=row_keys)
     observer.planned(plan)
     return plan
 

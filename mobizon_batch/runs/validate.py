@@ -52,7 +52,7 @@ def validate_list(options: ValidateOptions, observer: Observer | None = None) ->
             options.output,
             {"the input list": options.input, "the opt-out list": options.plan.optout_path},
         )
-    plan = plan_list(options, observer)
+    plan = plan_list(options, observer, row_keys=False)  # nothing is sent: no keys needed
     if report is not None:
         write_table(
             validation_report(plan),

@@ -186,7 +186,7 @@ def table_from_rows(
     for index, (name, values) in enumerate(zip(unique, columns, strict=True)):
         if not names[index] and not any(values):
             continue  # an unnamed, empty column: a trailing delimiter, not data
-        data[name] = pd.Series(np.array(values, dtype=object), dtype="str")
+        data[name] = pd.Series(_shared(values), dtype="str")
     frame = pd.DataFrame(data)
     frame.index = pd.RangeIndex(len(frame))
     typed = None
@@ -262,6 +262,23 @@ def pick_header(
             if looks_like_header(cells):
                 return position
     return 0
+
+
+def _shared(cells: tuple[str, ...]) -> np.ndarray[Any, np.dtype[np.object_]]:
+    """A column's cells, a repeated value kept once (when the column repeats itself).
+
+    The readers make a new string for every cell; a column of a few names
+    or a template's fixed words then holds a million copies.  Sharing them
+    (as pandas' own reader does) takes tens of megabytes off a big list.
+    Cheap to skip: only a column whose first cells repeat is looked at.
+    """
+    values = np.array(cells, dtype=object)
+    sample = cells[:2000]
+    if len(set(sample)) > len(sample) // 2:
+        return values
+    seen: dict[str, str] = {}
+    values[:] = list(map(seen.setdefault, cells, cells))
+    return values
 
 
 def _delimiter_word(delimiter: str | None) -> str:
