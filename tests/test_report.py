@@ -323,3 +323,34 @@ def test_too_many_rows_for_a_sheet_is_refused(
     with pytest.raises(ConfigError, match="3 rows do not fit"):
         write_report(frame, tmp_path / "r.xlsx")
     assert not (tmp_path / "r.xlsx").exists()
+
+
+def test_streamed_rows_are_the_cells_openpyxl_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's rows written a column at a time equal the same rows written by openpyxl."""
+    frame = pd.DataFrame(
+        {
+            "phone": pd.Series(["87012345678", "  ", "=1+2", "a\x01b"], dtype="str"),
+            "message_id": pd.Series(["41000001", "", "x12", "0012"], dtype="str"),
+            "send_status": pd.Series(["sent", "sent", "failed", "invalid"], dtype="str"),
+            "status": pd.Series(["DELIVRD", "UNDELIV", "", ""], dtype="str"),
+            "status_final": pd.Series(["TRUE", "false", "", "maybe"], dtype="str"),
+            "amount": pd.Series([148851.65, 1, float("nan"), True], dtype=object),
+        }
+    )
+    streamed, laid_out = tmp_path / "streamed.xlsx", tmp_path / "openpyxl.xlsx"
+    report.write_report(frame, streamed)
+    monkeypatch.setattr(report, "_has_moments", lambda table: True)
+    report.write_report(frame, laid_out)
+
+    def cells(path: Path) -> dict[str, list[tuple[object, ...]]]:
+        book = openpyxl.load_workbook(path)
+        return {
+            name: list(book[name].iter_rows(values_only=True)) for name in ("Messages", "Problems")
+        }
+
+    got, expected = cells(streamed), cells(laid_out)
+    assert got == expected
+    assert got["Messages"][1][:2] == ("87012345678", 41000001)
+    assert got["Messages"][3][0] == "=1+2"  # text, not a formula
