@@ -13,6 +13,7 @@ errors are split by the one question that matters for a send that costs money:
 
 from __future__ import annotations
 
+import errno
 from typing import Any, ClassVar
 
 
@@ -26,6 +27,31 @@ class ConfigError(MobizonBatchError):
 
 class InputError(MobizonBatchError):
     """The input list cannot be used: nothing was sent (exit code 3)."""
+
+
+class StorageError(MobizonBatchError):
+    """A file could not be written because the disk is full or failing (exit code 7).
+
+    Why apart from ``ConfigError``: the command was right and can simply be
+    run again once there is space; what the user must do is free space (or
+    fix the disk), not change a flag.  ``path`` names the file that failed.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+#: ``errno`` values that mean "the disk, not the request": no space, quota, I/O error.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
+
+
+def is_storage_trouble(exc: BaseException) -> bool:
+    """True for an OSError (or SQLite error) that says the disk is full or failing."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORAGE_ERRNOS
+    text = str(exc).lower()
+    return any(words in text for words in ("database or disk is full", "disk i/o error"))
 
 
 # --------------------------------------------------------------------------- API

@@ -26,6 +26,8 @@ the process, so a crash never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -39,8 +41,9 @@ from typing import Any
 
 import pandas as pd
 
-from mobizon_batch.errors import ConfigError
+from mobizon_batch.errors import ConfigError, StorageError, is_storage_trouble
 from mobizon_batch.locks import ProcessLock
+from mobizon_batch.private_files import create_private
 from mobizon_batch.vocabulary import PLAN_VERDICTS, TIMESTAMP_FORMAT, SendState
 
 SCHEMA_VERSION = 1
@@ -90,6 +93,22 @@ _COLUMNS = (
     "row_key, recipient, text, state, reason, segments, attempts, message_id, "
     "campaign_id, error_code, error, intent_at, sent_at"
 )
+
+
+def _check_journal_place(path: Path, where: Path) -> None:
+    """Say plainly why a journal cannot live at ``path``, before SQLite says it obscurely."""
+    if where.is_dir():
+        raise ConfigError(f"the journal {path} is a folder: give a file name such as send.journal")
+    folder = where.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot create the journal {path}: {folder} is a file, not a folder")
+    if not where.parent.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"cannot create the journal {path}: the folder {where.parent} does not exist "
+            f"and cannot be made in {folder}"
+        )
 
 
 def now_text() -> str:
@@ -161,6 +180,11 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        # SQLite resolves a relative path itself and fails on one that climbs
+        # past the root ("../../../../x"); the operating system's reading of it
+        # is the one every other file follows.
+        where = Path(os.path.abspath(self.path))
+        _check_journal_place(self.path, where)
         lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_file = ProcessLock(
             lock_path,
@@ -171,16 +195,22 @@ class Journal:
         ).acquire()
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # Created owner-only before SQLite opens it: SQLite gives its -wal
+            # and -shm files the mode of the database file (see private_files).
+            create_private(where)
+            self._db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: an intent must survive a power loss, not only a killed process.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
             self._check_version()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.Error, OSError) as exc:
             self._lock_file.release()
+            if is_storage_trouble(exc):
+                raise self._write_failure(exc) from exc
+            if isinstance(exc, OSError):
+                raise ConfigError(f"cannot create the journal {self.path}: {exc.strerror}") from exc
             raise ConfigError(f"{self.path} is not a usable journal ({exc})") from exc
 
     def __enter__(self) -> Journal:
@@ -209,14 +239,34 @@ class Journal:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full or failing disk becomes a ``StorageError``.
+
+        When a write fails, everything committed before stays as it was (that
+        is SQLite's promise, and why the intent is committed before a request
+        leaves): the caller stops, and the same command run again resumes.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # SQLite may already have rolled back (a full disk does that).
+                    if self._db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                if is_storage_trouble(exc):
+                    raise self._write_failure(exc) from exc
                 raise
-            self._db.execute("COMMIT")
+
+    def _write_failure(self, exc: BaseException) -> StorageError:
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = full or "full" in str(exc).lower()
+        reason = "the disk is full" if full else f"the disk failed ({exc})"
+        return StorageError(f"cannot write the journal {self.path}: {reason}", str(self.path))
 
     # ------------------------------------------------------------- the plan
 

@@ -4,7 +4,8 @@ Why flock: the kernel drops it when its holder dies, however it dies, so a
 crash never leaves a stale lock that an operator must find and delete.  The
 file records who holds it; a holder that ended cleanly removes it, so a
 file found free with a name in it means the last holder died, and
-``took_over`` names it.  Used for the send journal (two runs sending from one journal
+``took_over`` names it.  A new lock file is owner-only (``private_files``), like
+the files it guards.  Used for the send journal (two runs sending from one journal
 could send rows twice) and for job runs.
 """
 
@@ -16,7 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from mobizon_batch.errors import MobizonBatchError
+from mobizon_batch.errors import (
+    ConfigError,
+    MobizonBatchError,
+    StorageError,
+    is_storage_trouble,
+)
+from mobizon_batch.private_files import open_private_append
 
 
 class ProcessLock:
@@ -33,9 +40,15 @@ class ProcessLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> ProcessLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._cannot_create(exc) from exc
         while True:
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+            try:
+                handle = open_private_append(self.path)  # held until release()
+            except OSError as exc:
+                raise self._cannot_create(exc) from exc
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -54,6 +67,14 @@ class ProcessLock:
         handle.flush()
         self._handle = handle
         return self
+
+    def _cannot_create(self, exc: OSError) -> MobizonBatchError:
+        if is_storage_trouble(exc):
+            return StorageError(
+                f"cannot create the lock file {self.path}: the disk is full or failing",
+                str(self.path),
+            )
+        return ConfigError(f"cannot create the lock file {self.path}: {exc.strerror or exc}")
 
     def _still_there(self, handle: IO[str]) -> bool:
         """True when ``handle`` is the file at ``path`` (not one a clean holder just removed)."""

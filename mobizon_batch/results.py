@@ -34,6 +34,11 @@ from mobizon_batch.vocabulary import PLAN_VERDICTS, SendState
 #: Journal states of rows that were (or may have been) sent: never dropped from results.
 ATTEMPTED = (SendState.SENT, SendState.FAILED, SendState.UNKNOWN, SendState.SENDING)
 EARLIER_NOTE = "not in this version of the list (an earlier run sent it)"
+#: The ``error`` of a row whose request was on its way when the file was written.
+IN_FLIGHT_NOTE = (
+    "was being sent when this file was written (or the run stopped then); "
+    "run the same command again to settle it"
+)
 #: The columns validate's report adds after the input's own.
 REPORT_COLUMNS = ("line", "recipient", "verdict", "reason", "segments", "encoding", "final_text")
 
@@ -74,10 +79,11 @@ def send_results(
     """Input columns, then recipient, send_status, message_id … sent_at, from the journal.
 
     ``send_status`` is the journal's state (``sent``, ``failed``, ``unknown``,
-    ``pending``, ``sending``) or the plan's verdict for rows never to be sent;
-    ``error`` is the journal's error for attempted rows and the plan's reason
-    for the others.  ``statuses`` (from ``known_statuses``) adds the status
-    columns back, matched by message id.  ``notes`` (row key → sentence) says
+    ``pending``; ``sending`` is shown as ``unknown``) or the plan's verdict for
+    rows never to be sent; ``error`` is the journal's error for attempted rows
+    and the plan's reason for the others.  ``statuses`` (from
+    ``known_statuses``) adds the status columns back, matched by message id.
+    ``notes`` (row key → sentence) says
     why a row still ``pending`` was not sent (it waits for its send window).
 
     Rows an earlier run sent (or tried to) that the current list no longer
@@ -119,15 +125,24 @@ def _result_block(
     source: pd.DataFrame, names: dict[str, str], statuses: pd.DataFrame | None
 ) -> dict[str, pd.Series]:
     """The result (and carried-over status) columns for rows described by ``source``."""
+    # ``sending`` is the journal's word for "intent committed, no answer yet";
+    # in a results file (a checkpoint, or the last one before a kill -9) the
+    # row is ``unknown``: it may or may not have gone out, and a rerun decides.
+    state = source["state"].astype("str")
+    error = source["error"].fillna("").astype("str")
+    in_flight = state == SendState.SENDING
+    if in_flight.any():
+        state = state.where(~in_flight, SendState.UNKNOWN.value)
+        error = error.where(~in_flight, IN_FLIGHT_NOTE)
     block: dict[str, pd.Series] = {
         names["recipient"]: source["recipient"].astype("str"),
-        names["send_status"]: source["state"].astype("str"),
+        names["send_status"]: state,
         names["message_id"]: source["message_id"].astype("Int64"),
         names["campaign_id"]: source["campaign_id"].astype("Int64"),
         names["text_sent"]: source["text"].fillna("").astype("str"),
         names["segments"]: source["segments"].astype("Int64"),
         names["error_code"]: source["error_code"].astype("Int64"),
-        names["error"]: source["error"].fillna("").astype("str"),
+        names["error"]: error,
         names["sent_at"]: source["sent_at"].fillna("").astype("str"),
     }
     if statuses is not None:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mobizon_batch.errors import ConfigError
+from mobizon_batch.errors import ConfigError, StorageError, is_storage_trouble
+from mobizon_batch.private_files import mode_for_replacement
 
 
 @contextlib.contextmanager
 def atomic_file(target: Path) -> Iterator[str]:
     """A temporary path beside ``target``, renamed over it when the block succeeds.
 
-    What is written there is synced to disk first, and the new file gets the
-    old one's permissions (or the usual ones: ``mkstemp`` makes files
-    private), so a reader — or a crash — sees the old file or the new one,
-    never half a file.  Any OSError becomes a ConfigError naming the file.
+    What is written there is synced to disk first, so a reader — or a crash —
+    sees the old file or the new one, never half a file.  The new file gets
+    the old one's permissions, or is owner-only when there was none (see
+    ``private_files``: what we write holds numbers and texts).  A full or
+    failing disk is a StorageError, any other OSError a ConfigError; both
+    name the file.
     """
     parent = target.parent if str(target.parent) else Path(".")
     try:
@@ -26,15 +30,19 @@ def atomic_file(target: Path) -> Iterator[str]:
             prefix=f".{target.name}.", suffix=".tmp", dir=parent
         )
     except OSError as exc:
+        if is_storage_trouble(exc):
+            raise _storage_error(target, exc) from exc
         raise ConfigError(f"cannot write in {parent}: {exc.strerror}") from exc
     os.close(descriptor)
     try:
         yield temporary
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
-        _match_mode(target, temporary)
+        os.chmod(temporary, mode_for_replacement(target))
         os.replace(temporary, target)
     except OSError as exc:
+        if is_storage_trouble(exc):
+            raise _storage_error(target, exc) from exc
         raise ConfigError(
             f"cannot write {target}: {exc.strerror or exc} (is it open in another program?)"
         ) from exc
@@ -43,12 +51,7 @@ def atomic_file(target: Path) -> Iterator[str]:
             os.unlink(temporary)
 
 
-def _match_mode(target: Path, temporary: str) -> None:
-    """Give the new file the old file's permissions, or the usual ones (mkstemp uses 0600)."""
-    try:
-        mode = target.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(temporary, mode)
+def _storage_error(target: Path, exc: OSError) -> StorageError:
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    reason = "the disk is full" if full else f"the disk failed ({exc.strerror or exc})"
+    return StorageError(f"cannot write {target}: {reason}", str(target))

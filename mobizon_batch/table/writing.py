@@ -2,7 +2,11 @@
 
 The rules that make a list safe to read (every cell is text, nothing is
 reinterpreted) are the ones that make a results file safe to open in Excel:
-a phone stays text, a cell that starts with ``=`` is not a formula.
+a phone stays text, a cell that starts with ``=`` is not a formula.  XLSX
+says "this is text" in the cell itself; CSV cannot, so a CSV cell Excel
+would run is written with a ``'`` in front (``neutralise``): lists come
+from outside, and ``=HYPERLINK(...)`` in a name column must not become a
+live link, or worse, when a marketer opens the results.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import datetime as dt
 import io
 import math
 import os
+import re
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +59,7 @@ def write_table(
     *,
     sheet_name: str = "results",
     delimiter: str = ",",
+    raw_csv: bool = False,
 ) -> None:
     """Write a table as CSV or XLSX (by extension), atomically.
 
@@ -75,7 +81,7 @@ def write_table(
             write_sheet(frame, handle, sheet_name)
 
 
-def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str) -> None:
+def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str, *, raw: bool) -> None:
     """Write with the csv module: a third faster than ``DataFrame.to_csv`` here.
 
     Values are turned into plain Python objects column by column first
@@ -89,8 +95,11 @@ def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str) -> None:
     # it holds a character of the line terminator, and a lone "\r" left
     # unquoted would split the row when the file is read back.
     writer = csv.writer(text, delimiter=delimiter, lineterminator="\r\n")
-    writer.writerow([str(name) for name in frame.columns])
+    header = [str(name) for name in frame.columns]
+    writer.writerow(header if raw else _neutral_cells(header))
     columns = [_csv_values(frame.iloc[:, i]) for i in range(len(frame.columns))]
+    if not raw:
+        columns = [_neutral_cells(column) for column in columns]
     if columns:
         with gc_paused():
             writer.writerows(zip(*columns, strict=True))
@@ -125,3 +134,48 @@ def _csv_scalar(value: Any) -> Any:
             return int(number)
         return number
     return value
+
+
+# ------------------------------------------------------------- formulas
+
+# What a cell Excel would run starts with: = + - @ (and their full-width forms,
+# which some Excel versions also accept), a tab or a carriage return (Excel
+# drops them and reads on).  Leading spaces are skipped when judging.
+_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+_MAY_NEED = _FORMULA_START | {" "}
+_ALWAYS = frozenset("=@\t\r\uff1d\uff20")
+# After + or -, digits, spaces and ( ) - + . , / % make a number, a phone or
+# a dash (a list's "no value"): Excel may compute a number from them, but it
+# can call nothing and refer to nothing, and people read them as they are.
+_PLAIN_NUMBER = re.compile(r"[+\-\uff0b\uff0d][0-9 ().,/%+\-]*")
+
+
+def neutralise(cell: str) -> str:
+    """``cell`` as a CSV should hold it so that Excel shows it instead of running it.
+
+    The rule (the README states it): a cell whose first character other than
+    spaces is ``=``, ``@``, a tab or a carriage return, or is ``+`` or ``-``
+    followed by anything but digits, spaces and ``( ) - + . , / %``, gets a
+    ``'`` in front.  So ``=HYPERLINK("http://…")``, ``@SUM(A1)`` and
+    ``-2+3+cmd|'/C calc'!A0`` are shown as text, while phones such as
+    ``+7 701 234 56 78`` or ``+7 (701) 234-56-78``, numbers such as ``-5``
+    and a lone ``-`` stay as they are.
+    """
+    head = cell.lstrip(" ")
+    if not head or head[0] not in _FORMULA_START:
+        return cell
+    if head[0] in _ALWAYS or not _PLAIN_NUMBER.fullmatch(head):
+        return "'" + cell
+    return cell
+
+
+def _neutral_cells(values: list[Any]) -> list[Any]:
+    """The column with every text cell that needs it neutralised (others untouched).
+
+    The first-character test runs on every cell, so it is kept to one set
+    lookup; the full rule runs only on the few cells that pass it.
+    """
+    may_need = _MAY_NEED
+    if not any(type(v) is str and v[:1] in may_need for v in values):
+        return values
+    return [neutralise(v) if type(v) is str and v[:1] in may_need else v for v in values]
