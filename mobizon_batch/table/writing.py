@@ -70,13 +70,14 @@ def write_table(
     Python, pandas and LibreOffice all read the BOM correctly.  Integer
     columns (message ids) are written without ``.0`` even when they have
     gaps.  In XLSX every ``str`` cell is stored as text, so a phone stays
-    ``77012345678`` and a text starting with ``=`` is not a formula.
+    ``77012345678`` and a text starting with ``=`` is not a formula.  In CSV
+    such a text is neutralised (see ``neutralise``) unless ``raw_csv``.
     """
     target = check_output_path(path)
     fmt = output_format(target)
     with atomic_file(target) as temporary, open(temporary, "wb") as handle:
         if fmt == "csv":
-            _write_csv(frame, handle, delimiter)
+            _write_csv(frame, handle, delimiter, raw=raw_csv)
         else:
             write_sheet(frame, handle, sheet_name)
 
