@@ -182,6 +182,7 @@ def table_from_rows(
     columns = list(zip(*rows, strict=True)) if width else []
     del rows
     unique = _unique_names(names)
+    _note_zero_bytes(columns, problems)
     data: dict[str, pd.Series] = {}
     for index, (name, values) in enumerate(zip(unique, columns, strict=True)):
         if not names[index] and not any(values):
@@ -279,6 +280,27 @@ def _shared(cells: tuple[str, ...]) -> np.ndarray[Any, np.dtype[np.object_]]:
     seen: dict[str, str] = {}
     values[:] = list(map(seen.setdefault, cells, cells))
     return values
+
+
+NUL_PROBLEM = (
+    "the line holds a zero byte (NUL): the file was damaged or saved by a broken export "
+    "(fix or remove the line)"
+)
+
+
+def _note_zero_bytes(columns: list[tuple[str, ...]], problems: dict[int, str]) -> None:
+    """Make every row with a NUL in a cell invalid, naming why.
+
+    Why not strip it: a NUL inside a number or a text means the line is not
+    what its author wrote, and sending a guess is worse than sending nothing.
+    Joining a column is cheap; rows are only looked at when a column has one.
+    """
+    for column in columns:
+        if "\x00" not in "".join(column):
+            continue
+        for position, cell in enumerate(column):
+            if "\x00" in cell:
+                problems.setdefault(position, NUL_PROBLEM)
 
 
 def _delimiter_word(delimiter: str | None) -> str:

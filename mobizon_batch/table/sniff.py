@@ -64,6 +64,7 @@ _UTF8_MULTIBYTE = re.compile(
 )
 _LOW_BYTES = bytes(range(0x80))
 _TITLE_LINES = 30  # lines above the header a delimiter guess looks past
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\f") + b"\x7f"
 
 
 def check_encoding(name: str) -> str:
@@ -190,7 +191,7 @@ def detect_encoding(source: Path, head: bytes, *, whole: bool) -> str:
     utf16 = _utf16_without_bom(head)
     if utf16:
         return utf16
-    if b"\x00" in head:
+    if _mostly_binary(head):
         raise binary_file_error(source)
     try:
         codecs.getincrementaldecoder("utf-8")("strict").decode(head, final=whole)
@@ -340,12 +341,24 @@ def codec_label(codec: str) -> str:
 
 
 def looks_binary(text: str) -> bool:
-    """Control characters (other than tab, newlines, form feed) in more than 1% of a text."""
+    """Control characters (other than tab, newlines, form feed) in more than 1% of a text.
+
+    A zero byte counts like any other control character: one stray NUL in a
+    list saved by a broken export is that line's problem (``model`` makes
+    the row invalid, naming its line), not a reason to call the file binary.
+    """
     sample = text[:_HEAD_BYTES]
-    if "\x00" in sample:
-        return True
     controls = sum(1 for ch in sample if (ch < " " and ch not in "\t\n\r\f") or ch == "\x7f")
     return controls > max(2, len(sample) // 100)
+
+
+def _mostly_binary(head: bytes) -> bool:
+    """Control bytes in more than 1% of the first bytes (after UTF-16 was ruled out).
+
+    The byte-level twin of ``looks_binary``, for before the encoding is known.
+    """
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return controls > max(2, len(head) // 100)
 
 
 def binary_file_error(source: Path) -> InputError:
