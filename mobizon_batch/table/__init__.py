@@ -2,6 +2,7 @@
 
 The table I/O edge, one module a job: ``sniff`` (what a file is, its
 encoding and delimiter), ``csvfile`` and ``xlsxfile`` (reading each kind),
+``limits`` (what a file may make us read, checked before any reader),
 ``model`` (the table they build), ``reading`` (the entry points),
 ``writing`` (CSV and XLSX out) and ``atomic`` (replacing a file at once).
 The names below are the edge's interface; the modules are its inside.
@@ -10,6 +11,7 @@ The names below are the edge's interface; the modules are its inside.
 from __future__ import annotations
 
 from mobizon_batch.table.atomic import atomic_file
+from mobizon_batch.table.limits import DEFAULT_MAX_INPUT_MB, ReadLimits
 from mobizon_batch.table.model import Format, InputTable, gc_paused
 from mobizon_batch.table.reading import decode_text_file, read_lines, read_table
 from mobizon_batch.table.sniff import (
@@ -26,12 +28,14 @@ from mobizon_batch.table.writing import check_output_path, output_format, write_
 from mobizon_batch.table.xlsxfile import cell_text
 
 __all__ = [
+    "DEFAULT_MAX_INPUT_MB",
     "DELIMITERS",
     "DELIMITER_NAMES",
     "TEXT_EXTENSIONS",
     "XLSX_EXTENSIONS",
     "Format",
     "InputTable",
+    "ReadLimits",
     "atomic_file",
     "cell_text",
     "check_delimiter",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.table.csvfile import read_csv
+from mobizon_batch.table.limits import ReadLimits, check_csv, check_workbook
 from mobizon_batch.table.model import HeaderCheck, InputTable
 from mobizon_batch.table.sniff import (
     check_delimiter,
@@ -35,6 +36,7 @@ def read_table(
     sheet: str | int | None = None,
     header_row: int | None = None,
     looks_like_header: HeaderCheck | None = None,
+    limits: ReadLimits | None = None,
 ) -> InputTable:
     """Read a CSV or XLSX list; every problem with the file is an InputError.
 
@@ -44,9 +46,12 @@ def read_table(
     thinks.  The header is the line ``header_row`` when given, else the
     first of the top lines that ``looks_like_header`` accepts, else the
     first line with a value.  ``path`` ``-`` reads standard input.
+    ``limits`` (default: ``ReadLimits()``) are checked before any reader
+    runs, so a hostile file is refused in bounded time and memory.
     """
+    limits = limits or ReadLimits()
     if str(path) == "-":
-        path = stdin_copy()
+        path = stdin_copy(limits.max_bytes)
     source = Path(path)
     head = read_head(source)
     kind = sniff_kind(source, head)
@@ -55,11 +60,13 @@ def read_table(
             raise ConfigError(
                 f"--encoding and --delimiter apply to CSV files; {source.name} is an Excel workbook"
             )
+        check_workbook(source, limits)
         return read_xlsx(source, sheet, header_row, looks_like_header)
     if sheet is not None:
         raise ConfigError(f"--sheet applies to Excel workbooks; {source.name} is a text file")
     codec = check_encoding(encoding) if encoding else None
     sep = check_delimiter(delimiter) if delimiter else None
+    check_csv(source, limits)
     return read_csv(source, head, codec, sep, (header_row, looks_like_header))
 
 
@@ -70,6 +77,7 @@ def decode_text_file(path: str | os.PathLike[str], encoding: str | None = None) 
     kind = sniff_kind(source, head)
     if kind != "csv":
         raise InputError(f"{source.name} is an Excel workbook; give the list as text or CSV")
+    check_csv(source, ReadLimits())
     data = source.read_bytes()
     codec = check_encoding(encoding) if encoding else detect_encoding(source, data, whole=True)
     return decode_all(source, data, codec, explicit=bool(encoding))

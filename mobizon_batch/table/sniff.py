@@ -147,9 +147,10 @@ def _zip_kind(source: Path) -> Format:
     try:
         with zipfile.ZipFile(source) as archive:
             names = set(archive.namelist())
-            mimetype = (
-                archive.read("mimetype").decode("ascii", "replace") if ("mimetype" in names) else ""
-            )
+            mimetype = ""
+            if "mimetype" in names:  # at most a line: the part may be anything
+                with archive.open("mimetype") as part:
+                    mimetype = part.read(200).decode("ascii", "replace")
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise InputError(
             f"{source.name} is a damaged zip/xlsx file ({exc}): open it in Excel and save it "

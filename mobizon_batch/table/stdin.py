@@ -20,8 +20,12 @@ from mobizon_batch.errors import InputError
 _copy: tuple[object, Path] | None = None
 
 
-def stdin_copy() -> Path:
-    """The path of a copy of standard input (made once per stream)."""
+def stdin_copy(limit: int | None = None) -> Path:
+    """The path of a copy of standard input (made once per stream).
+
+    ``limit`` (bytes) stops the copy as soon as more arrives: a list piped
+    in is bounded like a file on disk, and never fills the disk first.
+    """
     global _copy
     if _copy is not None and _copy[0] is sys.stdin:
         return _copy[1]
@@ -36,7 +40,15 @@ def stdin_copy() -> Path:
     source = getattr(sys.stdin, "buffer", None)
     with target.open("wb") as handle:
         if source is not None:
-            shutil.copyfileobj(source, handle)
+            copied = 0
+            while chunk := source.read(1 << 20):
+                copied += len(chunk)
+                if limit is not None and copied > limit:
+                    raise InputError(
+                        f"the list piped in is over the {limit // (1 << 20):,} MB limit for a "
+                        f"list; if it is genuine, raise the limit with --max-input-mb"
+                    )
+                handle.write(chunk)
         else:  # a text stream put in place by a caller
             handle.write(sys.stdin.read().encode("utf-8"))
     _copy = (sys.stdin, target)

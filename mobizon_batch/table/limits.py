@@ -1,0 +1,338 @@
+"""How much a list may make us read: hostile files are refused before any reader runs.
+
+Why a step of its own, before the readers: a workbook is a zip archive, and
+a 1 MB file can unpack to gigabytes (one gigantic shared string, or fifty
+million tiny ones).  A reader finds out only by trying, after it has spent
+the memory.  What the archive declares — each part's packed and unpacked
+size in its central directory — and a streamed count of the shared strings
+cost almost nothing and bound what any reader (openpyxl, calamine) will
+have to hold.  For CSV the file is what it is, so its size and its longest
+line are checked the same way: a single line of a gigabyte would otherwise
+be read into memory whole.
+
+One knob, ``max_input_mb`` (``--max-input-mb``), sets every limit, so the
+one sentence a refusal ends with is always the same: raise it if the file
+is genuine.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from mobizon_batch.errors import InputError
+
+MB = 1024 * 1024
+#: The default for ``--max-input-mb``: what a list of a million rows needs, with room.
+DEFAULT_MAX_INPUT_MB = 500
+#: A part bigger than its share of the limit may not unpack to more than this many
+#: times its packed size: real sheets pack 5 to 20 times, bombs a thousand.
+MAX_RATIO = 100
+_CHUNK = 4 * MB
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """The limits a list is read under, all derived from ``max_input_mb``.
+
+    * a CSV's size, or the total a workbook unpacks to: ``max_input_mb``;
+    * one line of a CSV, one shared string of a workbook: 1/500 of it (1 MB);
+    * shared strings in a workbook: 10,000 per MB of it (5 million);
+    * a workbook part over 1/50 of it (10 MB) may not pack more than 100 to 1.
+    """
+
+    max_input_mb: int = DEFAULT_MAX_INPUT_MB
+
+    def __post_init__(self) -> None:
+        if self.max_input_mb < 1:
+            raise ValueError("max_input_mb must be at least 1")
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_input_mb * MB
+
+    @property
+    def max_line_bytes(self) -> int:
+        return max(MB, self.max_bytes // 500)
+
+    @property
+    def max_shared_strings(self) -> int:
+        return self.max_input_mb * 10_000
+
+    @property
+    def ratio_floor(self) -> int:
+        """Parts at most this big (unpacked) are not judged by their compression ratio."""
+        return self.max_bytes // 50
+
+    def raise_hint(self) -> str:
+        return (
+            f"if the file is genuine, raise the limit with --max-input-mb "
+            f"(now {self.max_input_mb:,})"
+        )
+
+
+def check_csv(source: Path, limits: ReadLimits) -> None:
+    """Refuse a CSV (or text) list that is too big, or has a line too long, before parsing."""
+    size = _size(source)
+    if size > limits.max_bytes:
+        raise InputError(
+            f"{source.name} is {_mb(size)}, over the {limits.max_input_mb:,} MB limit for a "
+            f"list; {limits.raise_hint()}"
+        )
+    try:
+        with source.open("rb") as handle:
+            start = _long_line_start(handle, limits.max_line_bytes)
+            if start is None:
+                return
+            handle.seek(0)
+            line = _count_breaks(handle, start) + 1
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}") from exc
+    raise InputError(
+        f"{source.name}, line {line}, is longer than {_mb(limits.max_line_bytes)} (a list's "
+        f"lines are a few hundred characters; is this really a CSV list?); "
+        f"{limits.raise_hint()}"
+    )
+
+
+def check_workbook(source: Path, limits: ReadLimits) -> None:
+    """Refuse a workbook that would unpack to more than the limits allow, before reading it.
+
+    First the central directory (free): the total unpacked size, and each
+    big part's compression ratio.  Then the shared strings are streamed
+    (bounded memory) to count them and to measure the longest, since the
+    archive's sizes say nothing about how one part is cut into strings.
+    """
+    try:
+        with zipfile.ZipFile(source) as archive:
+            parts = archive.infolist()
+            total = sum(part.file_size for part in parts)
+            if total > limits.max_bytes:
+                raise InputError(
+                    f"{source.name} would unpack to {_mb(total)}, over the "
+                    f"{limits.max_input_mb:,} MB limit for a list; {limits.raise_hint()}"
+                )
+            for part in parts:
+                packed = max(part.compress_size, 1)
+                if part.file_size > limits.ratio_floor and part.file_size > MAX_RATIO * packed:
+                    raise InputError(
+                        f"{source.name} looks like a decompression bomb: its part "
+                        f"{part.filename} would unpack to {_mb(part.file_size)} from "
+                        f"{_mb(part.compress_size)} ({part.file_size // packed:,} to 1; "
+                        f"workbooks pack under {MAX_RATIO} to 1); {limits.raise_hint()}, "
+                        f"or save it from Excel as CSV"
+                    )
+            for name in _shared_string_parts(archive):
+                with archive.open(name) as stream:
+                    _check_shared_strings(source, name, stream, limits)
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        NotImplementedError,
+        zlib.error,
+    ) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
+            raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
+        raise InputError(
+            f"{source.name} is a damaged zip/xlsx file ({exc}): open it in Excel and save it "
+            f"again, or export it as CSV"
+        ) from exc
+
+
+# ---------------------------------------------------------------- workbooks
+
+_RELATIONSHIP = re.compile(rb"<(?:[\w.-]+:)?Relationship\b[^>]*>")
+_TYPE = re.compile(rb"""\bType\s*=\s*["']([^"']*)["']""")
+_TARGET = re.compile(rb"""\bTarget\s*=\s*["']([^"']*)["']""")
+_RELS_LIMIT = MB
+
+
+def _shared_string_parts(archive: zipfile.ZipFile) -> list[str]:
+    """The parts that hold shared strings: the one the workbook names, and any so called.
+
+    The workbook's relationships say which part a reader will load; a part
+    merely *named* like shared strings is checked too, in case a reader
+    goes by the usual name.
+    """
+    names = set(archive.namelist())
+    found = {name for name in names if name.lower().endswith("sharedstrings.xml")}
+    rels = "xl/_rels/workbook.xml.rels"
+    if rels in names:
+        with archive.open(rels) as stream:
+            text = stream.read(_RELS_LIMIT)
+        for tag in _RELATIONSHIP.findall(text):
+            kind, target = _TYPE.search(tag), _TARGET.search(tag)
+            if kind and target and kind.group(1).endswith(b"/sharedStrings"):
+                path = target.group(1).decode("utf-8", "replace").lstrip("/")
+                path = path if path.startswith("xl/") else f"xl/{path}"
+                if path in names:
+                    found.add(path)
+    return sorted(found)
+
+
+# A shared string opens with <si ...> (perhaps with a namespace prefix) and
+# closes with </si>; a raw "<si" can also stand in a comment, a CDATA section
+# or a processing instruction, which are skipped whole.  A DOCTYPE is never
+# in a workbook (and is how entity bombs start): refused.
+_TOKEN = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?si(?=[\s/>])|<!--|<!\[CDATA\[|<\?|<!DOCTYPE")
+_SKIP_TO = {b"<!--": b"-->", b"<![CDATA[": b"]]>", b"<?": b"?>"}
+_TAIL = 64  # bytes kept between chunks so that a token cut in two is still seen
+
+
+def _check_shared_strings(source: Path, part: str, stream: IO[bytes], limits: ReadLimits) -> None:
+    count = 0
+    opened: int | None = None  # where the shared string being read began
+    longest = 0
+    for token, position in _tokens(stream, limits):
+        if token == b"oversize":
+            raise InputError(
+                f"{source.name} would unpack to more than {limits.max_input_mb:,} MB; "
+                f"{limits.raise_hint()}"
+            )
+        if token == b"<!DOCTYPE":
+            raise InputError(
+                f"{source.name} is not a workbook Excel wrote: its part {part} declares a "
+                f"DOCTYPE; open it in Excel and save it again, or export it as CSV"
+            )
+        if opened is not None:
+            longest = max(longest, position - opened)
+        if token == b"open":
+            count += 1
+            opened = position
+            if count > limits.max_shared_strings:
+                raise InputError(
+                    f"{source.name} holds more than {limits.max_shared_strings:,} different "
+                    f"texts (shared strings), more than a list of a million rows needs; "
+                    f"{limits.raise_hint()}"
+                )
+        else:
+            opened = None
+        if longest > limits.max_line_bytes:
+            raise InputError(
+                f"{source.name} has a cell longer than {_mb(limits.max_line_bytes)} (Excel "
+                f"itself stops at 32,767 characters); {limits.raise_hint()}"
+            )
+
+
+def _tokens(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[bytes, int]]:
+    """``(token, absolute offset)`` for each shared-string open/close, then ``end``.
+
+    Tokens are ``open``, ``close``, ``end`` (the end of the part, which
+    closes a string left open), ``<!DOCTYPE`` and ``oversize`` (the part
+    unpacked to more than the whole limit; zipfile already stops at the
+    size the archive declares, this is the belt to those braces).  Memory
+    stays at two chunks whatever the part holds.
+    """
+    buffer = b""
+    base = 0  # absolute offset of buffer[0]
+    skip_to: bytes | None = None
+    read = 0
+    while True:
+        chunk = stream.read(_CHUNK)
+        read += len(chunk)
+        if read > limits.max_bytes:  # more than the archive declared: stop all the same
+            yield b"oversize", base
+            return
+        buffer += chunk
+        final = not chunk
+        position = 0
+        while True:
+            if skip_to is not None:
+                found = buffer.find(skip_to, position)
+                if found < 0:
+                    position = max(position, len(buffer) - len(skip_to))
+                    break
+                position, skip_to = found + len(skip_to), None
+            match = _TOKEN.search(buffer, position)
+            if match is None or (not final and match.end() > len(buffer) - _TAIL):
+                position = max(position, len(buffer) - _TAIL) if not final else len(buffer)
+                if match is not None:
+                    position = min(position, match.start())
+                break
+            text = match.group(0)
+            if text in _SKIP_TO:
+                skip_to = _SKIP_TO[text]
+            elif text == b"<!DOCTYPE":
+                yield text, base + match.start()
+            else:
+                yield (b"close" if match.group(1) else b"open"), base + match.start()
+            position = match.end()
+        if final:
+            yield b"end", base + len(buffer)
+            return
+        base += position
+        buffer = buffer[position:]
+
+
+# ---------------------------------------------------------------------- CSV
+
+
+def _long_line_start(handle: IO[bytes], limit: int) -> int | None:
+    """The offset where a line longer than ``limit`` bytes starts, or None.
+
+    Never looks at every byte: from each line start it searches backwards
+    from ``limit`` bytes on for the last line break, so a file of short
+    lines costs one short search per ``limit`` bytes.  CR, LF and CRLF all
+    end lines (as for the csv module); UTF-16's breaks contain those bytes too.
+    """
+    base = 0  # absolute offset of chunk[0]
+    line_start = 0
+    end = 0
+    while chunk := handle.read(_CHUNK):
+        end = base + len(chunk)
+        while True:
+            lo = max(line_start - base, 0)
+            window_end = line_start + limit + 1  # a break must come before this offset
+            hi = min(window_end, end) - base
+            last = max(chunk.rfind(b"\n", lo, hi), chunk.rfind(b"\r", lo, hi))
+            if last >= 0:
+                line_start = base + last + 1
+                if window_end <= end:
+                    continue
+                break
+            if window_end <= end:
+                return line_start
+            break
+        base = end
+    return line_start if end - line_start > limit else None
+
+
+def _count_breaks(handle: IO[bytes], until: int) -> int:
+    """Line breaks (LF, or lone CR) in the first ``until`` bytes: the line number, less one."""
+    breaks = 0
+    left = until
+    previous = b""
+    while left > 0:
+        chunk = handle.read(min(_CHUNK, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+        breaks += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+        if previous == b"\r" and chunk.startswith(b"\n"):
+            breaks -= 1
+        previous = chunk[-1:]
+    return breaks
+
+
+# -------------------------------------------------------------------- words
+
+
+def _size(source: Path) -> int:
+    try:
+        return source.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}") from exc
+
+
+def _mb(size: int) -> str:
+    if size < MB:
+        return f"{max(size, 1) / 1024:,.0f} KB"
+    return f"{size / MB:,.0f} MB"
