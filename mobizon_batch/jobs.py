@@ -25,7 +25,9 @@ from typing import Any
 
 from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
+from mobizon_batch.journal import default_journal_path
 from mobizon_batch.locks import ProcessLock
+from mobizon_batch.paths import check_distinct, sqlite_companions
 
 # Every key a job file may hold, by table, with the type it must have.
 _TOP: dict[str, type | tuple[type, ...]] = {
@@ -36,9 +38,16 @@ _TOP: dict[str, type | tuple[type, ...]] = {
     "journal": str,
     "api_url": str,
     "log": str,
+    "raw_csv": bool,
 }
 _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "read": {"encoding": str, "delimiter": str, "sheet": (str, int), "header_row": int},
+    "read": {
+        "encoding": str,
+        "delimiter": str,
+        "sheet": (str, int),
+        "header_row": int,
+        "max_input_mb": int,
+    },
     "columns": {"phone": str, "text": str, "template": str},
     "send": {
         "sender": str,
@@ -78,6 +87,8 @@ class Job:
     report: Path | None = None
     journal: Path | None = None
     api_url: str | None = None
+    #: write CSV cells exactly as they are (no neutralised formulas)
+    raw_csv: bool = False
     read: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)
     send: dict[str, Any] = field(default_factory=dict)
@@ -128,8 +139,11 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
         if required not in raw:
             raise ConfigError(f"{where}: the key '{required}' is required")
     name = raw["name"].strip()
-    if not name or any(ch in name for ch in "/\\\0"):
-        raise ConfigError(f"{where}: 'name' must be a non-empty name without slashes")
+    # {job} fills paths: "." or ".." there would climb out of the folder it stands in.
+    if not name or any(ch in name for ch in "/\\\0") or name in (".", ".."):
+        raise ConfigError(
+            f"{where}: 'name' must be a non-empty name without slashes (and not . or ..)"
+        )
     folder = job_path.resolve().parent
     fill = {
         "job": name,
@@ -169,6 +183,8 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
             )
     if "input" in paths and not paths["input"].is_file():
         raise ConfigError(f"{where}: 'input' names {paths['input']}, which does not exist")
+    if raw.get("read", {}).get("max_input_mb", 1) < 1:
+        raise ConfigError(f"{where}: 'read.max_input_mb' must be at least 1")
     columns = dict(raw.get("columns", {}))
     if "text" in columns and "template" in columns:
         raise ConfigError(f"{where}: give 'columns.text' or 'columns.template', not both")
@@ -178,6 +194,8 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
             parse_duration(send["resend_window"])
         except ConfigError as exc:
             raise ConfigError(f"{where}: 'send.resend_window': {exc}") from None
+    log = paths.get("log") or paths["output"].parent / f"{name}-{today.isoformat()}.log"
+    check_job_paths(job_path, {**paths, "log": log}, send.get("optout"))
     for key in ("wait", "interval"):
         if key in raw.get("status", {}):
             try:
@@ -196,8 +214,9 @@ def _check(raw: Mapping[str, Any], job_path: Path, today: date) -> Job:
         input=paths.get("input"),
         report=paths.get("report"),
         journal=paths.get("journal"),
-        log=paths.get("log") or paths["output"].parent / f"{name}-{today.isoformat()}.log",
+        log=log,
         api_url=raw.get("api_url"),
+        raw_csv=raw.get("raw_csv", False),
         read=dict(raw.get("read", {})),
         columns=columns,
         send=send,
@@ -240,6 +259,46 @@ def _check_outputs(where: str, paths: Mapping[str, Path]) -> None:
             raise ConfigError(f"{where}: 'report' and 'output' name the same file")
     if paths.get("input") is not None and paths["input"] == paths["output"]:
         raise ConfigError(f"{where}: 'output' would overwrite 'input'")
+
+
+def check_job_paths(
+    job_path: Path,
+    paths: Mapping[str, Path],
+    optout: Path | None,
+    summary: Path | None = None,
+) -> None:
+    """Every file the job writes differs from what it reads and from each other.
+
+    What it writes: the output, its lock, the report, the log, the journal
+    (given, or beside the output) with SQLite's files and its lock, and the
+    JSON summary of ``run --summary``.  What it reads: the job file, the
+    input and the opt-out list.
+    """
+    output = paths["output"]
+    journal = paths.get("journal") or (default_journal_path(output) if "input" in paths else None)
+    writes: dict[str, Path | None] = {
+        "'output'": output,
+        "'report'": paths.get("report"),
+        "'log'": paths.get("log"),
+        "'journal'": journal,
+        "the job's lock file": output.with_name(output.name + ".lock"),
+        "the --summary file": summary,
+    }
+    if journal is not None:
+        writes.update(sqlite_companions("the journal", journal))
+    reads = {"the job file": job_path, "'input'": paths.get("input"), "'send.optout'": optout}
+    check_distinct(writes, reads, where=str(job_path))
+
+
+def check_summary_path(job: Job, summary: Path) -> None:
+    """``run --summary FILE`` must not be a file the job reads or writes for something else."""
+    paths = {"output": job.output}
+    for key in ("input", "report", "journal"):
+        value = getattr(job, key)
+        if value is not None:
+            paths[key] = value
+    paths["log"] = job.log
+    check_job_paths(job.path, paths, job.send.get("optout"), summary)
 
 
 def _check_type(where: str, key: str, value: Any, expected: type | tuple[type, ...]) -> None:

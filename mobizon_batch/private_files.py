@@ -15,9 +15,9 @@ the job log, the webhook event store — follows the same one.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
-from typing import IO
 
 #: The mode of a file created here: read and write for its owner, nothing for anyone else.
 OWNER_ONLY = 0o600
@@ -37,7 +37,7 @@ def create_private(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def open_private_append(path: str | os.PathLike[str]) -> IO[str]:
+def open_private_append(path: str | os.PathLike[str]) -> io.TextIOWrapper:
     """``open(path, "a+", encoding="utf-8")``, except that a new file is owner-only.
 
     For the job log and the lock files: appended to (or rewritten in place)
@@ -45,7 +45,7 @@ def open_private_append(path: str | os.PathLike[str]) -> IO[str]:
     """
     descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, OWNER_ONLY)
     try:
-        return os.fdopen(descriptor, "a+", encoding="utf-8")
+        return open(descriptor, "a+", encoding="utf-8")
     except BaseException:
         os.close(descriptor)
         raise

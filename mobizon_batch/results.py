@@ -28,7 +28,7 @@ from mobizon_batch.resultfile import (
     parse_message_id,
     result_column_names,
 )
-from mobizon_batch.table import read_table
+from mobizon_batch.table import ReadLimits, read_table
 from mobizon_batch.vocabulary import PLAN_VERDICTS, SendState
 
 #: Journal states of rows that were (or may have been) sent: never dropped from results.
@@ -43,7 +43,7 @@ IN_FLIGHT_NOTE = (
 REPORT_COLUMNS = ("line", "recipient", "verdict", "reason", "segments", "encoding", "final_text")
 
 
-def known_statuses(path: Path) -> pd.DataFrame | None:
+def known_statuses(path: Path, limits: ReadLimits | None = None) -> pd.DataFrame | None:
     """The delivery-status columns of an existing results file, indexed by message id.
 
     Why: ``send`` rewrites the results file from the list and the journal; a
@@ -54,7 +54,7 @@ def known_statuses(path: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        frame = read_table(path).frame
+        frame = read_table(path, limits=limits or ReadLimits.for_results()).frame
     except MobizonBatchError:
         return None
     names = locate_columns(frame.columns)

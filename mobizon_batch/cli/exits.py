@@ -18,6 +18,7 @@ from mobizon_batch.errors import (
     InputError,
     MobizonBatchError,
     RunAborted,
+    StorageError,
     TransportError,
 )
 from mobizon_batch.send import SendSummary
@@ -30,6 +31,8 @@ EXIT_INCOMPLETE = 4
 EXIT_ABORTED = 5
 #: stopped before sending by a limit the user set or confirmed (--max-cost, the balance, "no")
 EXIT_STOPPED = 6
+#: A full or failing disk stopped the command; nothing is lost: free space, run it again.
+EXIT_STORAGE = 7
 EXIT_INTERRUPTED = 130
 
 #: Exit codes after which a job goes on with its next step (the rest stop it).
@@ -44,6 +47,8 @@ def exit_code_for(exc: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(exc, InputError):
         return EXIT_INPUT
+    if isinstance(exc, StorageError):
+        return EXIT_STORAGE
     if isinstance(exc, RunAborted):
         return EXIT_ABORTED
     if isinstance(exc, ApiError) and exc.aborts_run:
@@ -67,6 +72,8 @@ def error_sentence(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, TransportError) and exc.host:
         text += " — check MOBIZON_API_URL and the network"
+    if isinstance(exc, StorageError) and "run the same command again" not in text:
+        text += "; free space on that disk and run the same command again"
     return text
 
 

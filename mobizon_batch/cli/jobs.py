@@ -30,14 +30,15 @@ from mobizon_batch.cli.status import finish_report, finish_status
 from mobizon_batch.client import RedactingFilter, redact
 from mobizon_batch.config import ENV_API_KEY
 from mobizon_batch.errors import ConfigError, MobizonBatchError
-from mobizon_batch.jobs import Job, load_job
+from mobizon_batch.jobs import Job, check_summary_path, load_job
+from mobizon_batch.private_files import open_private_append
 from mobizon_batch.report import ReportSummary
 from mobizon_batch.runs.jobs import JobResult, StepOptions, StepResult, job_paths, run_job
 from mobizon_batch.runs.report import ReportResult
 from mobizon_batch.runs.send import SendListOptions, SendListResult
 from mobizon_batch.runs.status import StatusOptions, StatusResult
 from mobizon_batch.send import SendOptions
-from mobizon_batch.table import atomic_file
+from mobizon_batch.table import DEFAULT_MAX_INPUT_MB, atomic_file
 from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
 
 
@@ -151,10 +152,12 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             ("--send-window", options.send_window),
             ("--journal", options.journal),
         ]
+        if read.max_input_mb != DEFAULT_MAX_INPUT_MB:
+            flags.append(("--max-input-mb", read.max_input_mb))
         argv += [part for flag, value in flags if value is not None for part in (flag, str(value))]
         if send.settle_seconds != SendOptions().settle_seconds:
             argv += ["--settle", f"{send.settle_seconds:g}"]
-        return argv
+        return argv + (["--raw-csv"] if options.raw_csv else [])
     if isinstance(options, StatusOptions):
         argv = ["status", str(options.results)]
         if options.wait is not None:
@@ -163,7 +166,7 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             argv += ["--interval", f"{options.interval:g}s"]
         if options.events is not None:
             argv += ["--events", str(options.events)]
-        return argv
+        return argv + (["--raw-csv"] if options.raw_csv else [])
     return [step, str(options.results), "-o", str(options.output)]
 
 
@@ -176,6 +179,8 @@ def run_job_command(args: argparse.Namespace) -> int:
     code = EXIT_INTERNAL
     try:
         job = load_job(args.job, started.date())
+        if args.summary is not None:
+            check_summary_path(job, args.summary)
         facts.update(job=job.name, paths=job_paths(job))
         observer = JobTerminal(args)
         result = run_job(job, observer)
@@ -224,7 +229,7 @@ def write_json(path: Path, facts: Mapping[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as temporary:
             Path(temporary).write_text(text, encoding="utf-8")
-    except (OSError, ConfigError) as exc:
+    except (OSError, MobizonBatchError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else exc
         print(f"warning: could not write the summary {path}: {reason}", file=sys.stderr)
 
@@ -259,7 +264,7 @@ class _Tee(io.TextIOBase):
 def job_log(path: Path, quiet: bool) -> Iterator[Path]:
     """Send everything printed (and logged) during the job to ``path`` as well."""
     try:
-        log_file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        log_file = open_private_append(path)  # owner-only when new; closed below
     except OSError as exc:
         raise ConfigError(f"cannot write the job's log {path}: {exc.strerror}") from None
     with log_file:

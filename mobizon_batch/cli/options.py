@@ -17,6 +17,7 @@ from mobizon_batch.prepare import DEFAULT_MAX_SEGMENTS, PlanOptions
 from mobizon_batch.runs import checks
 from mobizon_batch.runs.common import DEFAULT_TIMEOUT, ApiOptions, ReadOptions
 from mobizon_batch.runs.status import DEFAULT_READ_RATE
+from mobizon_batch.table import DEFAULT_MAX_INPUT_MB
 
 #: what ``add_subparsers`` returns, which every ``add_<command>`` takes
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -153,6 +154,14 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
         help="the line (CSV) or row (XLSX) with the column names (default: the first of "
         "the top lines that names the phone column; titles above it are skipped)",
     )
+    reading.add_argument(
+        "--max-input-mb",
+        type=positive_int,
+        default=DEFAULT_MAX_INPUT_MB,
+        metavar="MB",
+        help="refuse a CSV bigger than this, or a workbook that unpacks to more, before "
+        f"reading it (default: {DEFAULT_MAX_INPUT_MB}; lines and cells may be 1/500 of it)",
+    )
     columns = parser.add_argument_group("columns and texts")
     columns.add_argument(
         "--phone-column",
@@ -228,6 +237,17 @@ def read_options_from_args(args: argparse.Namespace) -> ReadOptions:
         delimiter=args.delimiter,
         sheet=args.sheet,
         header_row=args.header_row,
+        max_input_mb=args.max_input_mb,
+    )
+
+
+def add_raw_csv(parser: argparse.ArgumentParser) -> None:
+    """``--raw-csv``: the way out of formula neutralisation, for a file no person opens."""
+    parser.add_argument(
+        "--raw-csv",
+        action="store_true",
+        help="write CSV cells exactly as they are; by default a cell Excel would run as a "
+        "formula (=…, @…, +/- then anything but a number) gets a ' in front",
     )
 
 

@@ -13,6 +13,7 @@ from mobizon_batch.cli.options import (
     Commands,
     add_api_options,
     add_plan_options,
+    add_raw_csv,
     api_options_from_args,
     duration,
     non_negative,
@@ -53,6 +54,7 @@ def add_send(commands: Commands) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="send nothing; write the planned results"
     )
+    add_raw_csv(parser)
     message = parser.add_argument_group("message")
     message.add_argument("--from", dest="sender", metavar="NAME", help="registered sender name")
     message.add_argument("--name", metavar="TEXT", help="campaign name shown in the Mobizon panel")
@@ -167,6 +169,7 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
         allow_resend=args.allow_resend,
         resend_window=timedelta(seconds=args.resend_window),
         send_window=args.send_window,
+        raw_csv=args.raw_csv,
     )
 
 

@@ -10,6 +10,7 @@ from mobizon_batch.accountclock import resolve_account_clock
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK
 from mobizon_batch.cli.options import (
     Commands,
+    add_raw_csv,
     add_read_options,
     api_options_from_args,
     duration,
@@ -76,6 +77,7 @@ def add_status(commands: Commands) -> None:
         "Mobizon pushed first (read again every round of --wait)",
     )
     add_json_flag(parser)
+    add_raw_csv(parser)
     add_read_options(parser)
     parser.set_defaults(handler=run_status)
 
@@ -90,6 +92,7 @@ def run_status(args: argparse.Namespace) -> int:
         events=args.events,
         rate=args.rate,
         api=api_options_from_args(args),
+        raw_csv=args.raw_csv,
     )
     observer = TerminalObserver(args)
     waiting = args.wait is not None
@@ -227,6 +230,7 @@ def add_list(commands: Commands) -> None:
         help="the account's time zone, for durations such as --since 2h (Asia/Almaty, "
         "+05:00); default: the API domain's country, else this machine's",
     )
+    add_raw_csv(parser)
     add_read_options(parser)
     parser.set_defaults(handler=run_list)
 
@@ -271,6 +275,7 @@ def run_list(args: argparse.Namespace) -> int:
         sort=parse_sort(args.sort) if args.sort else None,
         rate=args.rate,
         api=api_options_from_args(args),
+        raw_csv=args.raw_csv,
     )
     observer = TerminalObserver(args)
     with count_bar(args, "msg", "listing") as bar:

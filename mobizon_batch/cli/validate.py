@@ -8,6 +8,7 @@ from mobizon_batch.cli.exits import EXIT_OK
 from mobizon_batch.cli.options import (
     Commands,
     add_plan_options,
+    add_raw_csv,
     plan_options_from_args,
     read_options_from_args,
 )
@@ -42,6 +43,7 @@ def add_validate(commands: Commands) -> None:
         action="store_true",
         help="print one JSON object with the counts on stdout (the summary goes to stderr)",
     )
+    add_raw_csv(parser)
     parser.set_defaults(handler=run_validate)
 
 
@@ -51,6 +53,7 @@ def run_validate(args: argparse.Namespace) -> int:
         plan=plan_options_from_args(args),
         read=read_options_from_args(args),
         output=args.output or None,
+        raw_csv=args.raw_csv,
     )
     with json_output(args) as stream:
         result = validate_list(options, TerminalObserver(args, show_plan=False))

@@ -21,12 +21,19 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.columns import header_check
 from mobizon_batch.config import api_settings
 from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.paths import same_file
 from mobizon_batch.prepare import Plan, PlanOptions, build_plan, check_options
 from mobizon_batch.retries import ReadPolicy, call_read
 from mobizon_batch.runs.preflight import PreFlight
 from mobizon_batch.send import SendProgress
 from mobizon_batch.status import RefreshResult
-from mobizon_batch.table import InputTable, check_output_path, read_table
+from mobizon_batch.table import (
+    DEFAULT_MAX_INPUT_MB,
+    InputTable,
+    ReadLimits,
+    check_output_path,
+    read_table,
+)
 from mobizon_batch.texts import parse_template
 
 #: How long to wait for each answer, in seconds, unless told otherwise.
@@ -56,6 +63,8 @@ class ReadOptions:
     sheet: str | None = None
     #: the line (CSV) or row (XLSX) of the column names; None: found among the top lines
     header_row: int | None = None
+    #: the size limit a list is read under (``--max-input-mb``; see ``table.ReadLimits``)
+    max_input_mb: int = DEFAULT_MAX_INPUT_MB
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,7 @@ def read_list(options: ListOptions) -> InputTable:
         sheet=read.sheet,
         header_row=read.header_row,
         looks_like_header=header_check(wanted),
+        limits=ReadLimits(read.max_input_mb),
     )
 
 
@@ -190,10 +200,14 @@ def plan_list(options: ListOptions, observer: Observer, *, row_keys: bool = True
 def check_output(
     output: str | os.PathLike[str], others: dict[str, str | os.PathLike[str] | None]
 ) -> Path:
-    """``-o``, checked before any work: writable format and folder, none of ``others``."""
+    """``-o``, checked before any work: writable format and folder, none of ``others``.
+
+    Compared as ``paths.same_file`` does: after links are followed, and by
+    identity for files that exist (a hard link is the same file too).
+    """
     path = check_output_path(output)
     for what, other in others.items():
-        if other is not None and path.resolve() == Path(other).resolve():
+        if other is not None and same_file(path, other):
             raise ConfigError(f"-o {output} would overwrite {what}: choose another name")
     if not os.access(path.parent if str(path.parent) else ".", os.W_OK):
         raise ConfigError(f"cannot write in {path.parent or '.'}: permission denied")

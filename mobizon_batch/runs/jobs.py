@@ -28,7 +28,7 @@ from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
 from mobizon_batch.send import SendOptions
 from mobizon_batch.sendwindow import parse_window
-from mobizon_batch.table import check_output_path
+from mobizon_batch.table import DEFAULT_MAX_INPUT_MB, check_output_path
 
 StepOutcome = SendListResult | StatusResult | ReportResult
 StepOptions = SendListOptions | StatusOptions | ReportOptions
@@ -136,6 +136,7 @@ def job_steps(job: Job, observer: Observer) -> list[Step]:
             interval=_duration(job, "interval", positive=True),
             events=job.status.get("events"),
             api=api,
+            raw_csv=job.raw_csv,
         )
         steps.append(("status", status, lambda: refresh_statuses(status, observer)))
     if job.report is not None:
@@ -169,6 +170,7 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
             delimiter=read.get("delimiter"),
             sheet=str(sheet) if sheet is not None else None,
             header_row=_header_row(job),
+            max_input_mb=read.get("max_input_mb", DEFAULT_MAX_INPUT_MB),
         ),
         send=SendOptions(
             sender=send.get("sender"),
@@ -196,6 +198,7 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
             if "resend_window" in send
             else DEFAULT_WINDOW.total_seconds()
         ),
+        raw_csv=job.raw_csv,
     )
 
 

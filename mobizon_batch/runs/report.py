@@ -15,7 +15,7 @@ from mobizon_batch.reportlang import check_language, default_language, word
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
 from mobizon_batch.runs.common import ApiOptions, Observer, client_for
 from mobizon_batch.runs.status import DEFAULT_READ_RATE
-from mobizon_batch.table import check_output_path, read_table, write_table
+from mobizon_batch.table import ReadLimits, check_output_path, read_table, write_table
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def build_report(options: ReportOptions) -> ReportResult:
         raise ConfigError(
             f"-o {options.output} would overwrite the results file: choose another name"
         )
-    table = read_table(options.results, sheet=options.sheet)
+    table = read_table(options.results, sheet=options.sheet, limits=ReadLimits.for_results())
     frame = table.frame
     ours = locate_columns(frame.columns)
     if not {"send_status", MESSAGE_ID_COLUMN} & {k for k, v in ours.items() if v in frame.columns}:
@@ -73,7 +73,9 @@ def build_report(options: ReportOptions) -> ReportResult:
 
 def results_figures(path: Path) -> ReportSummary | None:
     """The figures of a results file, or None when there is no such file."""
-    return summarize_results(read_table(path).frame) if path.exists() else None
+    if not path.exists():
+        return None
+    return summarize_results(read_table(path, limits=ReadLimits.for_results()).frame)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class ExportOptions:
     sort: Mapping[str, str] | None = None
     rate: float = DEFAULT_READ_RATE
     api: ApiOptions = field(default_factory=ApiOptions)
+    #: write a CSV's cells exactly as they are, even those Excel would run as formulas
+    raw_csv: bool = False
 
 
 def export_list(options: ExportOptions, observer: Observer | None = None) -> ListExport:
@@ -100,5 +104,10 @@ def export_list(options: ExportOptions, observer: Observer | None = None) -> Lis
             limiter=RateLimiter(options.rate),
             progress=observer.listed,
         )
-    write_table(export_frame(export.items), options.output, sheet_name="Messages")
+    write_table(
+        export_frame(export.items),
+        options.output,
+        sheet_name="Messages",
+        raw_csv=options.raw_csv,
+    )
     return export

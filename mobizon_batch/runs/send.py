@@ -12,6 +12,8 @@ never stops a send half way.
 from __future__ import annotations
 
 import os
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,10 +27,11 @@ from mobizon_batch.accountclock import (
 )
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.config import api_url_setting
-from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError
+from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError, StorageError
 from mobizon_batch.history import DEFAULT_WINDOW, GuardReport, Planned, guard
 from mobizon_batch.journal import Journal, default_journal_path
 from mobizon_batch.locks import ProcessLock
+from mobizon_batch.paths import check_distinct, sqlite_companions
 from mobizon_batch.prepare import Plan
 from mobizon_batch.registry import known_offset
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
@@ -49,7 +52,7 @@ from mobizon_batch.runs.common import (
 from mobizon_batch.runs.preflight import PreFlight
 from mobizon_batch.send import SendOptions, SendPass, SendSummary, check_deferred_to
 from mobizon_batch.sendwindow import Opening, SendWindow, openings_for, parse_window
-from mobizon_batch.table import read_table, write_table
+from mobizon_batch.table import DEFAULT_MAX_INPUT_MB, ReadLimits, read_table, write_table
 from mobizon_batch.vocabulary import SendState
 
 
@@ -78,6 +81,8 @@ class SendListOptions(ListOptions):
     resend_window: timedelta = DEFAULT_WINDOW
     #: ``HH:MM-HH:MM``: send each row only inside these hours of its recipient's time
     send_window: str | None = None
+    #: write CSV cells exactly as they are, even those Excel would run (``--raw-csv``)
+    raw_csv: bool = False
 
 
 @dataclass
@@ -120,10 +125,17 @@ class SendListResult:
             return None
         return nothing_sendable(self.plan, self.results)
 
-    def write_refusal(self) -> ConfigError | None:
+    def write_refusal(self) -> MobizonBatchError | None:
         """The error to end with when the results file could not be written at the end."""
         if self.write_error is None:
             return None
+        if isinstance(self.write_error, StorageError):
+            return StorageError(
+                f"{self.write_error}. Every outcome is in the journal {self.journal}: free "
+                f"space on that disk and run the same command again; it writes the results "
+                f"file and sends nothing twice",
+                self.write_error.path,
+            )
         return ConfigError(
             f"{self.write_error}. Every outcome is in the journal {self.journal}: run the same "
             f"command again once the file can be written (nothing will be sent twice)"
@@ -146,6 +158,15 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
         },
     )
     journal_path = Path(options.journal) if options.journal else default_journal_path(results)
+    check_distinct(
+        {
+            "the results file": results,
+            "the journal": journal_path,
+            **sqlite_companions("the journal", journal_path),
+            "the results file's lock": results_lock(results).path,
+        },
+        {"the input list": options.input, "the opt-out list": options.plan.optout_path},
+    )
     if options.dry_run:
         return _dry_run(options, results, journal_path, observer)
     send = options.send
@@ -159,7 +180,10 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             clock = account_clock(client, options.timezone)
             send = replace(send, deferred_to=check_deferred_to(options.deferred_to, clock=clock))
             result.account_zone = clock.describe()
-        with results_lock(results), _checked_journal(results, journal_path) as journal:
+        with (
+            results_lock(results),
+            _checked_journal(results, journal_path, options.read.max_input_mb) as journal,
+        ):
             journal.register(plan.entries(), retry_failed=options.retry_failed)
             keys = frozenset(plan.rows["row_key"])
             if not options.allow_resend:
@@ -169,8 +193,10 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                 counts[SendState.PENDING] + counts[SendState.SENDING] + counts[SendState.UNKNOWN]
             )
             delimiter = output_delimiter(plan.table)
+            raw = options.raw_csv
             if not to_do and plan.summary.sendable == 0:
-                write_table(send_results(plan, journal), results, delimiter=delimiter)
+                frame = send_results(plan, journal)
+                write_table(frame, results, delimiter=delimiter, raw_csv=raw)
                 return result
             waiting = held_for_window(journal, keys, window) if window else {}
             notes = {key: opening.sentence() for key, opening in waiting.items()}
@@ -197,18 +223,19 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                 already_sent=counts[SendState.SENT],
                 waiting=len(waiting),
             )
-            statuses = known_statuses(results)  # kept when the file is rewritten
+            # Kept when the file is rewritten.
+            statuses = known_statuses(results, ReadLimits.for_results(options.read.max_input_mb))
             if result.preflight.rows and not observer.confirm_send(result.preflight):
                 result.declined = True
                 frame = send_results(plan, journal, statuses, notes)
-                write_table(frame, results, delimiter=delimiter)
+                write_table(frame, results, delimiter=delimiter, raw_csv=raw)
                 return result
             failures: list[MobizonBatchError] = []
 
             def checkpoint() -> None:
                 frame = send_results(plan, journal, statuses, notes)
                 try:
-                    write_table(frame, results, delimiter=delimiter)
+                    write_table(frame, results, delimiter=delimiter, raw_csv=raw)
                 except MobizonBatchError as exc:
                     if not failures:  # said once, at once: the sending goes on
                         observer.write_failed(exc)
@@ -226,7 +253,10 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             )
             send_pass.on_progress = observer.sent
             with observer.sending(send_pass.request_stop):
-                result.summary = send_pass.run()
+                try:
+                    result.summary = send_pass.run()
+                except StorageError as exc:
+                    raise _stopped_by_disk(exc, journal, keys, checkpoint, results) from exc
             try:
                 checkpoint()
             except MobizonBatchError as exc:
@@ -327,6 +357,39 @@ def guard_history(
     return report
 
 
+def _stopped_by_disk(
+    exc: StorageError,
+    journal: Journal,
+    keys: frozenset[str],
+    checkpoint: Callable[[], None],
+    results: Path,
+) -> StorageError:
+    """The sentence for a send the disk stopped: what failed, what is safe, what to do.
+
+    The journal is intact whatever failed: SQLite keeps every committed
+    transaction, a row's intent was committed before its request left, and
+    a row whose outcome could not be recorded is still ``sending`` there,
+    which the next run looks up in the account instead of sending again.
+    The results file is written now if the disk allows it, else by that run.
+    """
+    try:
+        recorded = f"{journal.counts(keys)[SendState.SENT]:,} rows sent and recorded"
+    except sqlite3.Error:  # a failing disk may refuse reads too; the journal still holds
+        recorded = "every row sent is recorded"
+    try:
+        checkpoint()
+        written = f"the results so far are in {results}"
+    except (MobizonBatchError, sqlite3.Error):
+        written = f"{results} will be written then"
+    folder = Path(exc.path).parent if exc.path else results.parent
+    return StorageError(
+        f"sending stopped: {exc}. The journal is intact ({recorded}; "
+        f"rows in flight are looked up, never sent twice) and {written}. Free space on "
+        f"the disk of {folder} and run the same command again",
+        exc.path,
+    )
+
+
 def _dry_run(
     options: SendListOptions, results: Path, journal_path: Path, observer: Observer
 ) -> SendListResult:
@@ -347,7 +410,7 @@ def _dry_run(
     # A dry run never overwrites a results file: it may hold the only copy of
     # message ids and statuses, and a later send must still find them there.
     planned = results if not results.exists() else dry_run_path(results)
-    write_table(frame, planned, delimiter=output_delimiter(plan.table))
+    write_table(frame, planned, delimiter=output_delimiter(plan.table), raw_csv=options.raw_csv)
     return SendListResult(
         plan, results, journal_path, dry_run=True, planned=planned, account_zone=zone
     )
@@ -358,13 +421,15 @@ def dry_run_path(results_path: Path) -> Path:
     return results_path.with_name(f"{results_path.stem}.dry-run{results_path.suffix}")
 
 
-def _checked_journal(results: Path, journal_path: Path) -> Journal:
+def _checked_journal(results: Path, journal_path: Path, max_input_mb: int) -> Journal:
     """The journal, opened once the results file is known not to be another journal's."""
-    refuse_orphan_results(results, journal_path)
+    refuse_orphan_results(results, journal_path, max_input_mb)
     return Journal(journal_path)
 
 
-def refuse_orphan_results(results_path: Path, journal_path: Path) -> None:
+def refuse_orphan_results(
+    results_path: Path, journal_path: Path, max_input_mb: int = DEFAULT_MAX_INPUT_MB
+) -> None:
     """Refuse to send when a results file with message ids exists but its journal does not.
 
     That file says rows were sent; without the journal nothing would stop
@@ -373,7 +438,7 @@ def refuse_orphan_results(results_path: Path, journal_path: Path) -> None:
     if journal_path.exists() or not results_path.exists():
         return
     try:
-        frame = read_table(results_path).frame
+        frame = read_table(results_path, limits=ReadLimits.for_results(max_input_mb)).frame
     except MobizonBatchError:
         return
     ids = frame.get(locate_columns(frame.columns).get(MESSAGE_ID_COLUMN, MESSAGE_ID_COLUMN))

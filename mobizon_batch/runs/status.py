@@ -29,7 +29,7 @@ from mobizon_batch.runs.common import ApiOptions, Observer, client_for, output_d
 from mobizon_batch.status import Prefill, RefreshResult, WaitResult, wait_until_final
 from mobizon_batch.status import refresh_statuses as refresh_frame
 from mobizon_batch.status_events import fill_from_events
-from mobizon_batch.table import InputTable, check_output_path, read_table, write_table
+from mobizon_batch.table import InputTable, ReadLimits, check_output_path, read_table, write_table
 from mobizon_batch.webhook_store import EventStore
 
 DEFAULT_READ_RATE = 10.0
@@ -42,6 +42,8 @@ class StatusOptions:
 
     ``wait`` and ``interval`` are seconds; without ``wait`` the ids are asked
     about once.  ``events`` is the webhook receiver's store (see above).
+    ``raw_csv`` writes a CSV's cells exactly as they are, even those Excel
+    would run as formulas.
     """
 
     results: str | os.PathLike[str]
@@ -52,6 +54,7 @@ class StatusOptions:
     events: str | os.PathLike[str] | None = None
     rate: float = DEFAULT_READ_RATE
     api: ApiOptions = field(default_factory=ApiOptions)
+    raw_csv: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
     if options.interval is not None and options.wait is None:
         raise ConfigError("--interval only applies with --wait")
     source = str(options.results)
-    table = read_table(options.results, sheet=options.sheet)
+    table = read_table(options.results, sheet=options.sheet, limits=ReadLimits.for_results())
     frame = table.frame
     if MESSAGE_ID_COLUMN not in locate_columns(frame.columns):
         found = ", ".join(str(c) for c in frame.columns) or "none"
@@ -105,6 +108,7 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
             output,
             sheet_name=options.sheet or getattr(table, "sheet", None) or "Results",
             delimiter=output_delimiter(table),
+            raw_csv=options.raw_csv,
         )
         writes += 1
         unsaved = False

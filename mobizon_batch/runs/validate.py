@@ -22,9 +22,14 @@ from mobizon_batch.table import write_table
 
 @dataclass(frozen=True)
 class ValidateOptions(ListOptions):
-    """The list, and where to write the row-by-row report (None: nowhere)."""
+    """The list, and where to write the row-by-row report (None: nowhere).
+
+    ``raw_csv`` writes a CSV report's cells exactly as read, even those
+    Excel would run as formulas (see ``table.writing.neutralise``).
+    """
 
     output: str | os.PathLike[str] | None = None
+    raw_csv: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,5 +64,6 @@ def validate_list(options: ValidateOptions, observer: Observer | None = None) ->
             report,
             sheet_name="validation",
             delimiter=output_delimiter(plan.table),
+            raw_csv=options.raw_csv,
         )
     return ValidateResult(plan, report)

@@ -33,6 +33,8 @@ DEFAULT_MAX_INPUT_MB = 500
 #: A part bigger than its share of the limit may not unpack to more than this many
 #: times its packed size: real sheets pack 5 to 20 times, bombs a thousand.
 MAX_RATIO = 100
+#: How much more room a results file gets than the list it renders (see ``for_results``).
+RESULTS_FACTOR = 4
 _CHUNK = 4 * MB
 
 
@@ -68,6 +70,16 @@ class ReadLimits:
     def ratio_floor(self) -> int:
         """Parts at most this big (unpacked) are not judged by their compression ratio."""
         return self.max_bytes // 50
+
+    @classmethod
+    def for_results(cls, max_input_mb: int = DEFAULT_MAX_INPUT_MB) -> ReadLimits:
+        """The limits for a results file of a list read under ``max_input_mb``.
+
+        A results file holds the list and our columns, so it is bigger than
+        the list it came from; four times the room keeps a list that was
+        accepted from being refused when its own results are read back.
+        """
+        return cls(max_input_mb * RESULTS_FACTOR)
 
     def raise_hint(self) -> str:
         return (
