@@ -177,10 +177,15 @@ def run_job_command(args: argparse.Namespace) -> int:
         "started_at": started.isoformat(" ", "seconds"),
     }
     code = EXIT_INTERNAL
+    summary: Path | None = args.summary
     try:
         job = load_job(args.job, started.date())
-        if args.summary is not None:
-            check_summary_path(job, args.summary)
+        if summary is not None:
+            try:
+                check_summary_path(job, summary)
+            except ConfigError:
+                summary = None  # it names a file the job uses: write nothing there
+                raise
         facts.update(job=job.name, paths=job_paths(job))
         observer = JobTerminal(args)
         result = run_job(job, observer)
@@ -195,9 +200,9 @@ def run_job_command(args: argparse.Namespace) -> int:
         facts["error"] = str(exc)
         raise
     finally:
-        if args.summary is not None:
+        if summary is not None:
             facts.update(finished_at=datetime.now().isoformat(" ", "seconds"), exit_code=code)
-            write_json(args.summary, facts)
+            write_json(summary, facts)
 
 
 def figures(result: JobResult) -> dict[str, Any]:
@@ -224,7 +229,14 @@ def _ordered(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def write_json(path: Path, facts: Mapping[str, Any]) -> None:
+    """Write the summary, but never over a file that is not one (a mistyped --summary)."""
     text = json.dumps(facts, ensure_ascii=False, indent=2) + "\n"
+    if not _is_json_or_absent(path):
+        print(
+            f"warning: did not write the summary: {path} exists and is not a JSON summary",
+            file=sys.stderr,
+        )
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path) as temporary:
@@ -232,6 +244,17 @@ def write_json(path: Path, facts: Mapping[str, Any]) -> None:
     except (OSError, MobizonBatchError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else exc
         print(f"warning: could not write the summary {path}: {reason}", file=sys.stderr)
+
+
+def _is_json_or_absent(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64).lstrip()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return True  # the write itself will say what is wrong
+    return not head or head.startswith(b"{")
 
 
 class _Tee(io.TextIOBase):

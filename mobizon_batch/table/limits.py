@@ -345,6 +345,9 @@ def _size(source: Path) -> int:
 
 
 def _mb(size: int) -> str:
+    """A size as people say it: ``340 KB``, ``1.2 MB``, ``1,024 MB``."""
     if size < MB:
         return f"{max(size, 1) / 1024:,.0f} KB"
+    if size < 10 * MB and size % MB:
+        return f"{size / MB:.1f} MB"
     return f"{size / MB:,.0f} MB"
