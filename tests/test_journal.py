@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mobizon_batch.errors import ConfigError, StorageError
 from mobizon_batch.journal import (
     Journal,
     JournalLocked,
@@ -115,3 +116,38 @@ def test_counts_of_the_current_list_only(tmp_path: Path) -> None:
         journal.register([entry("a"), entry("b"), entry("c", "duplicate")])
         assert journal.counts() == {PENDING: 2, "duplicate": 1}
         assert journal.counts({"a", "c"}) == {PENDING: 1, "duplicate": 1}
+
+
+def test_a_path_climbing_past_the_root_opens_where_the_system_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    climbing = Path("../" * 60 + str(tmp_path).lstrip("/") + "/deep/j.sqlite")
+    with Journal(climbing) as journal:
+        journal.register([entry("a")])
+    assert (tmp_path / "deep" / "j.sqlite").is_file()
+
+
+def test_unusable_places_are_named_plainly(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder"):
+        Journal(tmp_path)
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        Journal(tmp_path / "file" / "j.sqlite")
+
+
+def test_a_full_disk_is_a_storage_error_and_what_was_committed_stays(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        journal.register([entry("a"), entry("b")])
+        journal.claim(["a"])
+        # SQLite's own "disk full": the file may not grow past its current size.
+        pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+        journal._db.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StorageError, match=r"cannot write the journal .*: the disk is full"):
+            journal.register([entry(f"new{n}") for n in range(5000)])
+        assert journal.counts() == {SENDING: 1, PENDING: 1}  # the failed write left nothing
+        journal._db.execute("PRAGMA max_page_count = 1073741823")
+        journal.record([Outcome("a", SENT, 1, 100)])  # and the journal goes on once there is room
+    with Journal(path) as journal:
+        assert journal.counts() == {SENT: 1, PENDING: 1}
