@@ -232,10 +232,13 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                 return result
             failures: list[MobizonBatchError] = []
 
-            def checkpoint() -> None:
+            def render() -> None:
                 frame = send_results(plan, journal, statuses, notes)
+                write_table(frame, results, delimiter=delimiter, raw_csv=raw)
+
+            def checkpoint() -> None:
                 try:
-                    write_table(frame, results, delimiter=delimiter, raw_csv=raw)
+                    render()
                 except MobizonBatchError as exc:
                     if not failures:  # said once, at once: the sending goes on
                         observer.write_failed(exc)
@@ -256,7 +259,7 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                 try:
                     result.summary = send_pass.run()
                 except StorageError as exc:
-                    raise _stopped_by_disk(exc, journal, keys, checkpoint, results) from exc
+                    raise _stopped_by_disk(exc, journal, keys, render, results) from exc
             try:
                 checkpoint()
             except MobizonBatchError as exc:
@@ -361,7 +364,7 @@ def _stopped_by_disk(
     exc: StorageError,
     journal: Journal,
     keys: frozenset[str],
-    checkpoint: Callable[[], None],
+    render: Callable[[], None],
     results: Path,
 ) -> StorageError:
     """The sentence for a send the disk stopped: what failed, what is safe, what to do.
@@ -377,15 +380,15 @@ def _stopped_by_disk(
     except sqlite3.Error:  # a failing disk may refuse reads too; the journal still holds
         recorded = "every row sent is recorded"
     try:
-        checkpoint()
+        render()
         written = f"the results so far are in {results}"
     except (MobizonBatchError, sqlite3.Error):
-        written = f"{results} will be written then"
+        written = f"it also writes {results}"
     folder = Path(exc.path).parent if exc.path else results.parent
     return StorageError(
-        f"sending stopped: {exc}. The journal is intact ({recorded}; "
-        f"rows in flight are looked up, never sent twice) and {written}. Free space on "
-        f"the disk of {folder} and run the same command again",
+        f"sending stopped: {exc}. The journal is intact: {recorded}, and rows that were "
+        f"in flight are looked up in the account, never sent twice. Free space on the "
+        f"disk of {folder} and run the same command again: it sends the rest ({written})",
         exc.path,
     )
 
