@@ -52,11 +52,15 @@ def written_cells(path: Path) -> list[list[str]]:
 
 
 def test_write_table_neutralises_cells_and_names_unless_raw(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"=name": list(HOSTILE), "n": range(len(HOSTILE))})
+    phones = ["+7 701 234 56 78", "-", "+77012345678", "8 (701) 234-56-78"] * 4
+    frame = pd.DataFrame(
+        {"=name": list(HOSTILE), "n": range(len(HOSTILE)), "phone": phones[: len(HOSTILE)]}
+    )
     path = tmp_path / "out.csv"
     write_table(frame, path)
     rows = written_cells(path)
-    assert rows[0] == ["'=name", "n"]
+    assert rows[0] == ["'=name", "n", "phone"]
+    assert [row[2] for row in rows[1:]] == phones[: len(HOSTILE)]
     assert [row[0] for row in rows[1:]] == [neutralise(cell) for cell in HOSTILE]
     assert [row[1] for row in rows[1:]] == [str(n) for n in range(len(HOSTILE))]
     write_table(frame, path, raw_csv=True)

@@ -120,6 +120,8 @@ def test_a_cell_over_the_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"a cell longer than 1 MB"):
         check_workbook(path, ReadLimits(10))
     assert len(read_table(path, limits=ReadLimits(1000)).frame["text"][0]) == 1_100_000
+    under = [b"<si><t>a</t></si>", b"<si><t>" + noise[:700_000] + b"</t></si>"] * 3
+    check_workbook(bombs.shared_strings(tmp_path / "under.xlsx", under), ReadLimits(10))
 
 
 def test_the_shared_strings_scan_skips_comments_cdata_and_survives_chunk_edges(

@@ -17,10 +17,11 @@ is genuine.
 
 from __future__ import annotations
 
+import bisect
+import operator
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -141,7 +142,7 @@ def check_workbook(source: Path, limits: ReadLimits) -> None:
                     )
             for name in _shared_string_parts(archive):
                 with archive.open(name) as stream:
-                    _check_shared_strings(source, name, stream, limits)
+                    _StringScan(source, name, limits).run(stream)
     except (
         zipfile.BadZipFile,
         OSError,
@@ -190,98 +191,136 @@ def _shared_string_parts(archive: zipfile.ZipFile) -> list[str]:
     return sorted(found)
 
 
-# A shared string opens with <si ...> (perhaps with a namespace prefix) and
-# closes with </si>; a raw "<si" can also stand in a comment, a CDATA section
-# or a processing instruction, which are skipped whole.  A DOCTYPE is never
-# in a workbook (and is how entity bombs start): refused.
-_TOKEN = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?si(?=[\s/>])|<!--|<!\[CDATA\[|<\?|<!DOCTYPE")
-_SKIP_TO = {b"<!--": b"-->", b"<![CDATA[": b"]]>", b"<?": b"?>"}
-_TAIL = 64  # bytes kept between chunks so that a token cut in two is still seen
+# A shared string opens with <si> (or <si ...>, <si/>, with a namespace prefix
+# perhaps); a raw "<si" can also stand in a comment, a CDATA section or a
+# processing instruction, which are skipped whole.  A DOCTYPE is never in a
+# workbook (and is how entity bombs start): refused.
+_OPEN = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si(?=[\s/>])")
+_TOKEN = re.compile(
+    rb"<(?:(?:[A-Za-z_][\w.-]*:)?si(?=[\s/>])|(?P<skip>!--|!\[CDATA\[|\?)|(?P<dtd>!DOCTYPE))"
+)
+_SKIP_TO = {b"!--": b"-->", b"![CDATA[": b"]]>", b"?": b"?>"}
+_TAIL = 64  # bytes kept between chunks so that a tag cut in two is still seen
 
 
-def _check_shared_strings(source: Path, part: str, stream: IO[bytes], limits: ReadLimits) -> None:
-    count = 0
-    opened: int | None = None  # where the shared string being read began
-    longest = 0
-    for token, position in _tokens(stream, limits):
-        if token == b"oversize":
-            raise InputError(
-                f"{source.name} would unpack to more than {limits.max_input_mb:,} MB; "
-                f"{limits.raise_hint()}"
-            )
-        if token == b"<!DOCTYPE":
-            raise InputError(
-                f"{source.name} is not a workbook Excel wrote: its part {part} declares a "
-                f"DOCTYPE; open it in Excel and save it again, or export it as CSV"
-            )
-        if opened is not None:
-            longest = max(longest, position - opened)
-        if token == b"open":
-            count += 1
-            opened = position
-            if count > limits.max_shared_strings:
+class _StringScan:
+    """Counts the shared strings of a part and bounds the longest, chunk by chunk.
+
+    A string is no longer than the distance from its ``<si>`` to the next
+    one (or to the end of the part), in bytes of XML: that distance is what
+    is measured.  Most parts hold no comment, CDATA or processing
+    instruction past the XML declaration; there the strings are found by one
+    C-level pass a chunk (``_plain``), elsewhere token by token
+    (``_careful``), so that a ``<si>`` inside a comment is not taken for one.  Memory stays at two
+    chunks whatever the part holds.
+    """
+
+    def __init__(self, source: Path, part: str, limits: ReadLimits) -> None:
+        self.source, self.part, self.limits = source, part, limits
+        self.count = 0
+        self.last = 0  # absolute offset of the last <si> (or of the part's start)
+        self.skip_to: bytes | None = None
+
+    def run(self, stream: IO[bytes]) -> None:
+        buffer, base, read = b"", 0, 0
+        while True:
+            chunk = stream.read(_CHUNK)
+            read += len(chunk)
+            if read > self.limits.max_bytes:  # more than the archive declared: stop anyway
                 raise InputError(
-                    f"{source.name} holds more than {limits.max_shared_strings:,} different "
-                    f"texts (shared strings), more than a list of a million rows needs; "
-                    f"{limits.raise_hint()}"
+                    f"{self.source.name} would unpack to more than "
+                    f"{self.limits.max_input_mb:,} MB; {self.limits.raise_hint()}"
                 )
-        else:
-            opened = None
-        if longest > limits.max_line_bytes:
+            buffer += chunk
+            final = not chunk
+            cutoff = len(buffer) if final else max(len(buffer) - _TAIL, 0)
+            special = max(buffer.rfind(b"<!"), buffer.rfind(b"<?"))
+            if self.skip_to is None and special < 0:
+                position = self._plain(buffer, base, 0, cutoff)
+            else:
+                position = self._careful(buffer, base, cutoff, special)
+            if final:
+                self._opens([base + len(buffer)], counted=False)  # the end closes the last
+                return
+            base += position
+            buffer = buffer[position:]
+
+    def _plain(self, buffer: bytes, base: int, position: int, cutoff: int) -> int:
+        """Strings opening in ``buffer[position:cutoff]``, where no comment can hide one.
+
+        Counting ``<si`` and checking that every stretch of half the cell
+        limit holds one are C-level passes; only when a stretch holds none
+        (a long string, or a prefixed ``<x:si>``) are the gaps measured exactly.
+        """
+        end = base + cutoff
+        half = max(self.limits.max_line_bytes // 2, 1)
+        short = buffer.find(b":si", position) < 0
+        start = self.last
+        while short and start < end:
+            low, high = max(start - base, position), min(start + half - base, cutoff + 2)
+            short = high > low and buffer.find(b"<si", low, high) >= 0
+            start += half
+        if not short:
+            found = [match.start() + base for match in _OPEN.finditer(buffer, position)]
+            self._opens(found[: bisect.bisect_left(found, end)])
+            return cutoff
+        last = buffer.rfind(b"<si", position, cutoff + 2)
+        if last >= 0:  # every gap is under the limit: count them, remember the last
+            self._count(buffer.count(b"<si", position, cutoff + 2))
+            self.last = base + last
+        return cutoff
+
+    def _careful(self, buffer: bytes, base: int, cutoff: int, special: int) -> int:
+        """Token by token up to the last ``<!`` or ``<?`` of the buffer, then ``_plain``."""
+        position = 0
+        while position < cutoff:
+            if self.skip_to is None and position > special:
+                return self._plain(buffer, base, position, cutoff)
+            if self.skip_to is not None:
+                found = buffer.find(self.skip_to, position)
+                if found < 0:
+                    return max(position, len(buffer) - len(self.skip_to))
+                position, self.skip_to = found + len(self.skip_to), None
+                continue
+            match = _TOKEN.search(buffer, position)
+            if match is None or match.start() >= cutoff:
+                return cutoff
+            if match.lastgroup == "skip":
+                self.skip_to = _SKIP_TO[match.group("skip")]
+            elif match.lastgroup == "dtd":
+                raise InputError(
+                    f"{self.source.name} is not a workbook Excel wrote: its part {self.part} "
+                    f"declares a DOCTYPE; open it in Excel and save it again, or export it as CSV"
+                )
+            else:
+                self._opens([base + match.start()])
+            position = match.end()
+        return position
+
+    def _opens(self, starts: list[int], *, counted: bool = True) -> None:
+        """Strings that open at ``starts`` (ascending): count them, measure the gaps."""
+        if not starts:
+            return
+        limits = self.limits
+        edges = [self.last, *starts]
+        if max(map(operator.sub, starts, edges)) > limits.max_line_bytes:
             raise InputError(
-                f"{source.name} has a cell longer than {_mb(limits.max_line_bytes)} (Excel "
+                f"{self.source.name} has a cell longer than {_mb(limits.max_line_bytes)} (Excel "
                 f"itself stops at 32,767 characters); {limits.raise_hint()}"
             )
+        self.last = starts[-1]
+        if counted:
+            self._count(len(starts))
 
-
-def _tokens(stream: IO[bytes], limits: ReadLimits) -> Iterator[tuple[bytes, int]]:
-    """``(token, absolute offset)`` for each shared-string open/close, then ``end``.
-
-    Tokens are ``open``, ``close``, ``end`` (the end of the part, which
-    closes a string left open), ``<!DOCTYPE`` and ``oversize`` (the part
-    unpacked to more than the whole limit; zipfile already stops at the
-    size the archive declares, this is the belt to those braces).  Memory
-    stays at two chunks whatever the part holds.
-    """
-    buffer = b""
-    base = 0  # absolute offset of buffer[0]
-    skip_to: bytes | None = None
-    read = 0
-    while True:
-        chunk = stream.read(_CHUNK)
-        read += len(chunk)
-        if read > limits.max_bytes:  # more than the archive declared: stop all the same
-            yield b"oversize", base
-            return
-        buffer += chunk
-        final = not chunk
-        position = 0
-        while True:
-            if skip_to is not None:
-                found = buffer.find(skip_to, position)
-                if found < 0:
-                    position = max(position, len(buffer) - len(skip_to))
-                    break
-                position, skip_to = found + len(skip_to), None
-            match = _TOKEN.search(buffer, position)
-            if match is None or (not final and match.end() > len(buffer) - _TAIL):
-                position = max(position, len(buffer) - _TAIL) if not final else len(buffer)
-                if match is not None:
-                    position = min(position, match.start())
-                break
-            text = match.group(0)
-            if text in _SKIP_TO:
-                skip_to = _SKIP_TO[text]
-            elif text == b"<!DOCTYPE":
-                yield text, base + match.start()
-            else:
-                yield (b"close" if match.group(1) else b"open"), base + match.start()
-            position = match.end()
-        if final:
-            yield b"end", base + len(buffer)
-            return
-        base += position
-        buffer = buffer[position:]
+    def _count(self, opened: int) -> None:
+        self.count += opened
+        limits = self.limits
+        if self.count > limits.max_shared_strings:
+            raise InputError(
+                f"{self.source.name} holds more than {limits.max_shared_strings:,} different "
+                f"texts (shared strings), more than a list of a million rows needs; "
+                f"{limits.raise_hint()}"
+            )
 
 
 # ---------------------------------------------------------------------- CSV

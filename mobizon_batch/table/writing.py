@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import io
 import math
+import operator
 import os
 import re
 from pathlib import Path
@@ -98,9 +99,13 @@ def _write_csv(frame: pd.DataFrame, handle: IO[bytes], delimiter: str, *, raw: b
     writer = csv.writer(text, delimiter=delimiter, lineterminator="\r\n")
     header = [str(name) for name in frame.columns]
     writer.writerow(header if raw else _neutral_cells(header))
-    columns = [_csv_values(frame.iloc[:, i]) for i in range(len(frame.columns))]
-    if not raw:
-        columns = [_neutral_cells(column) for column in columns]
+    series = [frame.iloc[:, i] for i in range(len(frame.columns))]
+    columns = [_csv_values(column) for column in series]
+    if not raw:  # numbers need nothing: only text columns are judged
+        columns = [
+            values if _is_numeric(column.dtype) else _neutral_cells(values)
+            for column, values in zip(series, columns, strict=True)
+        ]
     if columns:
         with gc_paused():
             writer.writerows(zip(*columns, strict=True))
@@ -148,7 +153,10 @@ _ALWAYS = frozenset("=@\t\r\uff1d\uff20")
 # After + or -, digits, spaces and ( ) - + . , / % make a number, a phone or
 # a dash (a list's "no value"): Excel may compute a number from them, but it
 # can call nothing and refer to nothing, and people read them as they are.
-_PLAIN_NUMBER = re.compile(r"[+\-\uff0b\uff0d][0-9 ().,/%+\-]*")
+_PLAIN_BYTES = b"0123456789 ().,/%+-"
+_PLAIN_NUMBER = re.compile(r"[+\-\uff0b\uff0d][0-9 ().,/%+\-\uff0b\uff0d]*")
+_SIGNS = frozenset("+-\uff0b\uff0d")
+_FIRST = operator.itemgetter(slice(0, 1))
 
 
 def neutralise(cell: str) -> str:
@@ -173,10 +181,26 @@ def neutralise(cell: str) -> str:
 def _neutral_cells(values: list[Any]) -> list[Any]:
     """The column with every text cell that needs it neutralised (others untouched).
 
-    The first-character test runs on every cell, so it is kept to one set
-    lookup; the full rule runs only on the few cells that pass it.
+    Judging each cell in Python would add a third to the time a big CSV
+    takes to write, so the common columns are cleared at C speed first:
+    one whose cells all start with something harmless (digits, letters), and
+    one whose ``+``/``-`` cells are all phones or numbers (a phone column:
+    every cell is made of number characters).  Only a column with a
+    suspicious cell is judged cell by cell.
     """
-    may_need = _MAY_NEED
-    if not any(type(v) is str and v[:1] in may_need for v in values):
+    try:
+        firsts = set(map(_FIRST, values))
+    except TypeError:  # numbers among the texts: judge each text
+        return [neutralise(v) if type(v) is str and v[:1] in _MAY_NEED else v for v in values]
+    suspects = firsts & _MAY_NEED
+    if not suspects:
         return values
-    return [neutralise(v) if type(v) is str and v[:1] in may_need else v for v in values]
+    if suspects <= _SIGNS:
+        joined = "".join(values)
+        if joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_BYTES):
+            return values  # every character of every cell is a number's: nothing to judge
+    return [neutralise(v) if v[:1] in _MAY_NEED else v for v in values]
+
+
+def _is_numeric(dtype: Any) -> bool:
+    return bool(pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
