@@ -25,9 +25,8 @@ from typing import Any
 
 from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.journal import default_journal_path
 from mobizon_batch.locks import ProcessLock
-from mobizon_batch.paths import check_distinct, sqlite_companions
+from mobizon_batch.paths import check_distinct, journal_beside, sqlite_companions
 
 # Every key a job file may hold, by table, with the type it must have.
 _TOP: dict[str, type | tuple[type, ...]] = {
@@ -275,7 +274,7 @@ def check_job_paths(
     input and the opt-out list.
     """
     output = paths["output"]
-    journal = paths.get("journal") or (default_journal_path(output) if "input" in paths else None)
+    journal = paths.get("journal") or (journal_beside(output) if "input" in paths else None)
     writes: dict[str, Path | None] = {
         "'output'": output,
         "'report'": paths.get("report"),

@@ -43,6 +43,7 @@ import pandas as pd
 
 from mobizon_batch.errors import ConfigError, StorageError, is_storage_trouble
 from mobizon_batch.locks import ProcessLock
+from mobizon_batch.paths import journal_beside
 from mobizon_batch.private_files import create_private
 from mobizon_batch.vocabulary import PLAN_VERDICTS, TIMESTAMP_FORMAT, SendState
 
@@ -118,8 +119,7 @@ def now_text() -> str:
 
 def default_journal_path(results_path: str | os.PathLike[str]) -> Path:
     """``out/results.xlsx`` → ``out/results.xlsx.journal.sqlite``."""
-    path = Path(results_path)
-    return path.with_name(path.name + ".journal.sqlite")
+    return journal_beside(results_path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,16 @@ def same_file(one: str | os.PathLike[str], other: str | os.PathLike[str]) -> boo
         return False
 
 
+def journal_beside(results: str | os.PathLike[str]) -> Path:
+    """``out/results.xlsx`` → ``out/results.xlsx.journal.sqlite``: a send's default journal.
+
+    Here, at the bottom, because job files (an edge) must know the name too,
+    to check it against the other files a job uses.
+    """
+    path = Path(results)
+    return path.with_name(path.name + ".journal.sqlite")
+
+
 def sqlite_companions(label: str, path: Path) -> dict[str, Path]:
     """The files SQLite and our lock keep beside a database: they are written too."""
     return {

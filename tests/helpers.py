@@ -1,5 +1,6 @@
 """What several test modules share: the test key, a free port, a fake clock, sample tables,
-signed webhook events and a way to post them, the send command run as a process.
+signed webhook events and a way to post them, lists to send, the send command run as a
+process.
 
 One home for them, so that no test module imports another and a test file can be
 renamed or split without breaking the files that used its helpers.
@@ -190,6 +191,23 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 
 # ----------------------------------------------- the send command as a process
+
+HEADER = ["Телефон", "Имя", "Текст"]
+
+
+def numbers(count: int, start: int = 0) -> list[str]:
+    return [f"7701{n:07d}" for n in range(start, start + count)]
+
+
+def write_list(path: Path, phones: list[str], extra_rows: list[list[str]] | None = None) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for phone in phones:
+            writer.writerow([phone, f"Клиент {phone[-4:]}", f"Здравствуйте! Ваш код {phone[-5:]}."])
+        for row in extra_rows or []:
+            writer.writerow(row)
+    return path
 
 
 def read_results(path: Path) -> list[dict[str, str]]:

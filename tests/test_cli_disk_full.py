@@ -15,8 +15,14 @@ from pathlib import Path
 
 from mobizon_batch.cli.exits import EXIT_STORAGE
 from mobizon_batch.emulator import MobizonEmulator
-from tests.conftest import TEST_KEY
-from tests.test_cli_send import numbers, read_results, send_command, subprocess_env, write_list
+from tests.helpers import (
+    TEST_KEY,
+    numbers,
+    read_results,
+    send_command,
+    subprocess_env,
+    write_list,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

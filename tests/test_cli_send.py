@@ -8,7 +8,6 @@ Ctrl-C stops cleanly; a bad key sends nothing; the key is written nowhere.
 
 from __future__ import annotations
 
-import csv
 import signal
 import subprocess
 import time
@@ -25,28 +24,13 @@ from mobizon_batch.journal import Journal
 from mobizon_batch.runs import send as runs_send
 from tests.helpers import (
     TEST_KEY,
+    numbers,
     read_results,
     send_command,
     subprocess_env,
     wait_for_sends,
+    write_list,
 )
-
-HEADER = ["Телефон", "Имя", "Текст"]
-
-
-def numbers(count: int, start: int = 0) -> list[str]:
-    return [f"7701{n:07d}" for n in range(start, start + count)]
-
-
-def write_list(path: Path, phones: list[str], extra_rows: list[list[str]] | None = None) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(HEADER)
-        for phone in phones:
-            writer.writerow([phone, f"Клиент {phone[-4:]}", f"Здравствуйте! Ваш код {phone[-5:]}."])
-        for row in extra_rows or []:
-            writer.writerow(row)
-    return path
 
 
 @pytest.fixture
