@@ -10,7 +10,7 @@ replaced a file under a shared group, is not overruled on the next run.
 
 One place for the rule, so that every writer — the journal and its
 write-ahead files, the locks, the results and reports written atomically,
-the job log, the webhook event store — follows the same one.
+the job log — follows the same one.
 """
 
 from __future__ import annotations
@@ -51,24 +51,15 @@ def open_private_append(path: str | os.PathLike[str]) -> io.TextIOWrapper:
         raise
 
 
-def mode_for_replacement(target: str | os.PathLike[str]) -> int:
-    """The mode a file written to replace ``target`` should get.
+def mode_to_keep(target: str | os.PathLike[str]) -> int | None:
+    """The mode a file written to replace ``target`` must get, or None if there is none.
 
-    ``target``'s own mode when it exists (a replacement must not loosen or
-    tighten what its owner chose), else owner-only with the umask applied.
+    ``target``'s own mode when it exists: a replacement must not loosen or
+    tighten what its owner chose.  None when it does not: the replacement
+    keeps the owner-only mode it was created with (``tempfile.mkstemp``
+    and ``create_private`` both create 0600).
     """
     try:
         return Path(target).stat().st_mode & 0o777
     except FileNotFoundError:
-        return OWNER_ONLY & ~current_umask()
-
-
-def current_umask() -> int:
-    """The process's umask, read by setting it and putting it back (there is no getter).
-
-    In between it is 077, so a file another thread creates at that moment
-    errs on the private side.
-    """
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
+        return None

@@ -17,7 +17,7 @@ import pytest
 from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.journal import Journal, PlanEntry
-from mobizon_batch.private_files import create_private, mode_for_replacement, open_private_append
+from mobizon_batch.private_files import create_private, mode_to_keep, open_private_append
 
 TODAY = date.today().isoformat()
 
@@ -55,8 +55,8 @@ def test_the_helpers_create_private_and_keep_what_exists(tmp_path: Path) -> None
     with open_private_append(shared) as log:
         log.write("more\n")
     assert mode(shared) == 0o640 and shared.read_text(encoding="utf-8") == "xmore\n"
-    assert mode_for_replacement(shared) == 0o640
-    assert mode_for_replacement(tmp_path / "none") == 0o600
+    assert mode_to_keep(shared) == 0o640
+    assert mode_to_keep(tmp_path / "none") is None
 
 
 def test_the_journal_and_its_wal_shm_and_lock_are_owner_only(tmp_path: Path) -> None:

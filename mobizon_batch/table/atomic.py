@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mobizon_batch.errors import ConfigError, StorageError, is_storage_trouble
-from mobizon_batch.private_files import mode_for_replacement
+from mobizon_batch.private_files import mode_to_keep
 
 
 @contextlib.contextmanager
@@ -38,7 +38,9 @@ def atomic_file(target: Path) -> Iterator[str]:
         yield temporary
         with open(temporary, "rb+") as written:
             os.fsync(written.fileno())
-        os.chmod(temporary, mode_for_replacement(target))
+        mode = mode_to_keep(target)
+        if mode is not None:  # else mkstemp's owner-only mode stays
+            os.chmod(temporary, mode)
         os.replace(temporary, target)
     except OSError as exc:
         if is_storage_trouble(exc):
