@@ -19,6 +19,7 @@ import math
 import operator
 import os
 import re
+from itertools import compress
 from pathlib import Path
 from typing import IO, Any
 
@@ -185,21 +186,24 @@ def _neutral_cells(values: list[Any]) -> list[Any]:
     takes to write, so the common columns are cleared at C speed first:
     one whose cells all start with something harmless (digits, letters), and
     one whose ``+``/``-`` cells are all phones or numbers (a phone column:
-    every cell is made of number characters).  Only a column with a
-    suspicious cell is judged cell by cell.
+    every cell is made of number characters).  Elsewhere only the cells
+    whose first character is suspicious are judged, one by one.
     """
     try:
-        firsts = set(map(_FIRST, values))
+        firsts = list(map(_FIRST, values))
     except TypeError:  # numbers among the texts: judge each text
         return [neutralise(v) if type(v) is str and v[:1] in _MAY_NEED else v for v in values]
-    suspects = firsts & _MAY_NEED
+    suspects = set(firsts) & _MAY_NEED
     if not suspects:
         return values
     if suspects <= _SIGNS:
         joined = "".join(values)
         if joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_BYTES):
             return values  # every character of every cell is a number's: nothing to judge
-    return [neutralise(v) if v[:1] in _MAY_NEED else v for v in values]
+    judged = list(values)
+    for index in compress(range(len(values)), map(_MAY_NEED.__contains__, firsts)):
+        judged[index] = neutralise(judged[index])
+    return judged
 
 
 def _is_numeric(dtype: Any) -> bool:
