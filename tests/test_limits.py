@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 
 from mobizon_batch.cli import main
-from mobizon_batch.errors import InputError
+from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.jobs import load_job
 from mobizon_batch.prepare import PlanOptions, build_plan
+from mobizon_batch.runs.common import ApiOptions
+from mobizon_batch.runs.jobs import send_options
 from mobizon_batch.table import ReadLimits, read_table
 from mobizon_batch.table import limits as limits_module
 from mobizon_batch.table import reading as reading_module
@@ -229,3 +232,17 @@ def test_the_measuring_child_really_sees_memory(tmp_path: Path) -> None:
     peak_mb = int(done.stdout.rpartition("PEAK_KB ")[2]) / 1024
     assert done.returncode == 0 and peak_mb > 300
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+
+
+def test_a_job_file_sets_the_limit_and_raw_csv(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text("phone,text\n77012345678,hi\n", encoding="utf-8")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'name = "x"\ninput = "l.csv"\noutput = "r.csv"\nraw_csv = true\n[read]\nmax_input_mb = 7\n',
+        encoding="utf-8",
+    )
+    options = send_options(load_job(job), ApiOptions())
+    assert options.read.max_input_mb == 7 and options.raw_csv
+    job.write_text('name = "x"\ninput = "l.csv"\noutput = "r.csv"\n[read]\nmax_input_mb = 0\n')
+    with pytest.raises(ConfigError, match=r"'read\.max_input_mb' must be at least 1"):
+        load_job(job)
