@@ -246,3 +246,16 @@ def test_a_job_file_sets_the_limit_and_raw_csv(tmp_path: Path) -> None:
     job.write_text('name = "x"\ninput = "l.csv"\noutput = "r.csv"\n[read]\nmax_input_mb = 0\n')
     with pytest.raises(ConfigError, match=r"'read\.max_input_mb' must be at least 1"):
         load_job(job)
+
+
+def test_a_list_piped_in_is_bounded_like_a_file(tmp_path: Path) -> None:
+    big = b"phone,text\n" + b"77012345678,hello\n" * 70_000  # 1.2 MB
+    done = subprocess.run(
+        [sys.executable, "-m", "mobizon_batch", "validate", "-", "--max-input-mb", "1"],
+        input=big,
+        capture_output=True,
+        timeout=120,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 3, err
+    assert "the list piped in is over the 1 MB limit" in err and "Traceback" not in err

@@ -16,6 +16,7 @@ import pytest
 
 from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
+from mobizon_batch.jobs import job_lock
 from mobizon_batch.journal import Journal, PlanEntry
 from mobizon_batch.private_files import create_private, mode_to_keep, open_private_append
 
@@ -85,12 +86,13 @@ def test_a_job_writes_every_file_owner_only(api_env: MobizonEmulator, tmp_path: 
         "report": out / "nightly-report.xlsx",
         "log": out / f"nightly-{TODAY}.log",
         "journal": out / "nightly.csv.journal.sqlite",
-        "journal lock": out / "nightly.csv.journal.sqlite.lock",
-        "job lock": out / "nightly.csv.lock",
         "summary": summary,
     }
     assert {what: mode(path) for what, path in written.items()} == dict.fromkeys(written, 0o600)
     assert mode(tmp_path / "in" / "list.csv") == 0o644  # what it only reads is left alone
+    lock = out / "again.csv.lock"  # a clean run removes its locks: look at one while held
+    with job_lock(lock):
+        assert mode(lock) == 0o600
 
 
 def test_validate_reports_and_dry_runs_are_owner_only(tmp_path: Path) -> None:
