@@ -154,9 +154,11 @@ _ALWAYS = frozenset("=@\t\r\uff1d\uff20")
 # After + or -, digits, spaces and ( ) - + . , / % make a number, a phone or
 # a dash (a list's "no value"): Excel may compute a number from them, but it
 # can call nothing and refer to nothing, and people read them as they are.
-_PLAIN_BYTES = b"0123456789 ().,/%+-"
+_PLAIN_BYTES = b"0123456789 ().,/%+-\x00"  # and the NUL _neutral_cells joins cells with
+# A cell start (after the NUL that joins cells) that may need the rule; one no sign rule clears.
+_SUSPECT_START = re.compile("\x00[=+\\-@\t\r \uff1d\uff0b\uff0d\uff20]")
+_FIRM_START = re.compile("\x00[=@\t\r \uff1d\uff20]")
 _PLAIN_NUMBER = re.compile(r"[+\-\uff0b\uff0d][0-9 ().,/%+\-\uff0b\uff0d]*")
-_SIGNS = frozenset("+-\uff0b\uff0d")
 _FIRST = operator.itemgetter(slice(0, 1))
 
 
@@ -183,25 +185,27 @@ def _neutral_cells(values: list[Any]) -> list[Any]:
     """The column with every text cell that needs it neutralised (others untouched).
 
     Judging each cell in Python would add a third to the time a big CSV
-    takes to write, so the common columns are cleared at C speed first:
-    one whose cells all start with something harmless (digits, letters), and
-    one whose ``+``/``-`` cells are all phones or numbers (a phone column:
-    every cell is made of number characters).  Elsewhere only the cells
-    whose first character is suspicious are judged, one by one.
+    takes to write, so the common columns are cleared at C speed first, on
+    the column joined with NUL before each cell: one where no cell starts
+    with a suspicious character, and one whose ``+``/``-`` cells are all
+    phones or numbers (a phone column: every character is a number's).
+    Elsewhere only the cells whose first character is suspicious are judged.
     """
     try:
-        firsts = list(map(_FIRST, values))
+        joined = "\x00" + "\x00".join(values)
     except TypeError:  # numbers among the texts: judge each text
         return [neutralise(v) if type(v) is str and v[:1] in _MAY_NEED else v for v in values]
-    suspects = set(firsts) & _MAY_NEED
-    if not suspects:
+    if not _SUSPECT_START.search(joined):
         return values
-    if suspects <= _SIGNS:
-        joined = "".join(values)
-        if joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN_BYTES):
-            return values  # every character of every cell is a number's: nothing to judge
+    if (
+        not _FIRM_START.search(joined)
+        and joined.isascii()
+        and not joined.encode("ascii").translate(None, _PLAIN_BYTES)
+    ):
+        return values
     judged = list(values)
-    for index in compress(range(len(values)), map(_MAY_NEED.__contains__, firsts)):
+    suspects = map(_MAY_NEED.__contains__, map(_FIRST, values))
+    for index in compress(range(len(values)), suspects):
         judged[index] = neutralise(judged[index])
     return judged
 
