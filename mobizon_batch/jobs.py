@@ -68,6 +68,8 @@ _TABLES: dict[str, dict[str, type | tuple[type, ...]]] = {
         "resend_window": str,
         "settle": (int, float),
         "send_window": str,
+        "mode": str,
+        "max_cost": (int, float, str),
     },
     "status": {"wait": str, "interval": str, "skip": bool, "events": str},
 }

@@ -76,6 +76,33 @@ CREATE TABLE IF NOT EXISTS rows (
 CREATE UNIQUE INDEX IF NOT EXISTS rows_message_id ON rows(message_id)
     WHERE message_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rows_state ON rows(state, seq);
+-- Campaign mode (campaign_journal.py): the campaigns this journal created, and
+-- which rows each carries; a row's outcome stays in ``rows``.
+CREATE TABLE IF NOT EXISTS campaigns (
+    local_id    INTEGER PRIMARY KEY,
+    grp         TEXT NOT NULL,
+    kind        INTEGER NOT NULL,
+    text        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    campaign_id INTEGER UNIQUE,
+    moderation  INTEGER NOT NULL DEFAULT 0,
+    comment     TEXT NOT NULL DEFAULT '',
+    intent_at   TEXT,
+    sent_at     TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaign_members (
+    row_key     TEXT PRIMARY KEY,
+    local_id    INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    payload     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    chunk       INTEGER,
+    message_id  INTEGER,
+    tries       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS members_campaign ON campaign_members(local_id, state, seq);
 """
 
 _FRAME_COLUMNS = (
@@ -236,6 +263,19 @@ class Journal:
                 f"{self.path} was written by another version of mobizon-batch "
                 f"(journal schema {row[0]}, this one reads {SCHEMA_VERSION})"
             )
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One immediate, fully synced transaction (for the campaign records)."""
+        return self._transaction()
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -78,6 +78,12 @@ NON_FINAL_STATUSES = frozenset(
 NOT_FOUND = "NOT_FOUND"
 
 
+#: Our marker in ``status`` for a message whose campaign a Mobizon moderator declined:
+#: it will never be sent, so it is final.  Not a Mobizon SMS status, so not an ``SmsStatus``.
+DECLINED = "DECLINED"
+
+
 def is_final_status(status: str) -> bool:
     """Whether ``status`` can never change again. Unknown strings are not final."""
-    return status.strip().upper() in FINAL_STATUSES
+    word = status.strip().upper()
+    return word in FINAL_STATUSES or word == DECLINED

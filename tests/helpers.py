@@ -192,6 +192,7 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 # ----------------------------------------------- the send command as a process
 
+#: the columns of ``write_list``'s lists: a phone, a name, a text
 HEADER = ["Телефон", "Имя", "Текст"]
 
 

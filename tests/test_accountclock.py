@@ -21,7 +21,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import ConfigError, NotSent
 from mobizon_batch.send import check_deferred_to
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY
 
 NOW = datetime(2026, 11, 29, 6, 0, 0, tzinfo=UTC)
 UTC_MACHINE = UTC

@@ -21,7 +21,7 @@ import pytest
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY
 
 SEND = "message/sendsmsmessage"
 

@@ -20,7 +20,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.config import DEFAULT_API_URL, api_url_setting
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.emulator.wire import request_params
-from tests.conftest import TEST_KEY
+from tests.helpers import TEST_KEY
 
 QUERY = {"output": "json", "api": "v1", "apiKey": TEST_KEY}
 

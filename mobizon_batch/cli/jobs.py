@@ -33,6 +33,7 @@ from mobizon_batch.errors import ConfigError, MobizonBatchError
 from mobizon_batch.jobs import Job, check_summary_path, load_job
 from mobizon_batch.private_files import open_private_append
 from mobizon_batch.report import ReportSummary
+from mobizon_batch.runs.campaign import MESSAGE
 from mobizon_batch.runs.jobs import JobResult, StepOptions, StepResult, job_paths, run_job
 from mobizon_batch.runs.report import ReportResult
 from mobizon_batch.runs.send import SendListOptions, SendListResult
@@ -151,6 +152,8 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             ("--timezone", options.timezone),
             ("--send-window", options.send_window),
             ("--journal", options.journal),
+            ("--mode", options.mode if options.mode != MESSAGE else None),
+            ("--max-cost", options.campaign.max_cost),
         ]
         if read.max_input_mb != DEFAULT_MAX_INPUT_MB:
             flags.append(("--max-input-mb", read.max_input_mb))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
@@ -56,6 +57,14 @@ rate = _checked(_number, checks.rate, "_rate")
 positive_int = _checked(int, checks.at_least_one, "_positive_int")
 non_negative_int = _checked(int, checks.non_negative, "_non_negative_int")
 validity = _checked(int, checks.validity, "_validity")
+
+
+def money(text: str) -> Decimal:
+    """An amount above 0, as a Decimal (``--max-cost``, the emulator's ``--balance``)."""
+    try:
+        return checks.amount(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def fraction(text: str) -> float:

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
+from mobizon_batch.campaign_pass import CampaignProgress, Quote
 from mobizon_batch.cli.exits import EXIT_INTERRUPTED
 from mobizon_batch.prepare import Plan
 from mobizon_batch.rowchecks import INVISIBLE_NAMES
@@ -141,6 +142,16 @@ def count_bar(args: argparse.Namespace, unit: str, description: str) -> tqdm[NoR
     )
 
 
+def cost_line(quote: Quote) -> str:
+    """``Cost: 15,000.00 KZT for 1,500 messages (1,500 segments) in 1 campaign; balance …``."""
+    campaigns = f"{quote.campaigns:,} campaign" + ("s" if quote.campaigns != 1 else "")
+    return (
+        f"Cost: {format_money(quote.cost)} {quote.currency} for {quote.messages:,} messages "
+        f"({quote.segments:,} segments) in {campaigns}; balance "
+        f"{format_money(quote.balance)} {quote.currency}"
+    )
+
+
 class TerminalObserver(JobObserver):
     """Shows a use case's progress: bars on stderr, the plan and the send's first line.
 
@@ -236,6 +247,38 @@ class TerminalObserver(JobObserver):
             refresh=False,
         )
         bar.refresh() if bar.n >= bar.total else bar.update(0)
+
+    def staged(self, progress: CampaignProgress) -> None:
+        bar = self._bar
+        if bar is not None:
+            bar.set_description_str("staging", refresh=False)
+            bar.total = progress.total
+            bar.n = progress.done
+            bar.refresh()
+
+    def priced(self, quote: Quote) -> None:
+        say(self.args, cost_line(quote))
+
+    def confirm_cost(self, quote: Quote) -> bool:
+        """Campaign mode's ``Send? [y/N]`` at the price just shown (only where ``can_ask``).
+
+        Ctrl-C there means "no": the send pass's own handler would only ask the
+        pass to stop, and leave the question waiting.
+        """
+        if not can_ask(self.args):
+            return True
+        if self._bar is not None:
+            self._bar.clear()  # the question must not share its line with the bar
+        if getattr(self.args, "quiet", False):
+            print(cost_line(quote))  # --quiet left it out: the question needs it
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            return ask_to_send(self.args)
+        except KeyboardInterrupt:
+            print()
+            return False
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def status_call(self, result: RefreshResult) -> None:
         if self.status_bar is not None and not self.waiting:

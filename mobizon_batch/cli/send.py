@@ -8,6 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mobizon_batch.cli.campaign import (
+    campaign_exit_code,
+    campaign_plan_lines,
+    print_campaign_summary,
+)
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_STOPPED, send_exit_code
 from mobizon_batch.cli.options import (
     Commands,
@@ -16,6 +21,7 @@ from mobizon_batch.cli.options import (
     add_raw_csv,
     api_options_from_args,
     duration,
+    money,
     non_negative,
     plan_options_from_args,
     positive_int,
@@ -31,6 +37,7 @@ from mobizon_batch.cli.output import (
     say,
 )
 from mobizon_batch.history import DEFAULT_WINDOW, GuardReport
+from mobizon_batch.runs.campaign import MESSAGE, MODES, CampaignChoice
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.send import SendOptions, SendSummary
 
@@ -90,13 +97,28 @@ def add_send(commands: Commands) -> None:
         action="store_true",
         help="print one JSON object with the counts on stdout (the summary goes to stderr)",
     )
+    mode = parser.add_argument_group("mode")
+    mode.add_argument(
+        "--mode",
+        choices=MODES,
+        default=MESSAGE,
+        help="message: one SendSmsMessage a row (default); campaign: stage the list in "
+        "Mobizon campaigns, show the price, then send each campaign once",
+    )
+    mode.add_argument(
+        "--max-cost",
+        type=money,
+        metavar="AMOUNT",
+        help="campaign mode: send nothing (exit 6) if the price is above AMOUNT",
+    )
     pace = parser.add_argument_group("pace and safety")
     pace.add_argument(
         "--rate",
         type=rate,
-        default=20.0,
+        default=None,
         metavar="PER_SECOND",
-        help="messages per second at most (default: 20; 0: no limit); halves on code 30",
+        help="messages per second at most (message mode default: 20, halved on code 30; "
+        "0: no limit); campaign mode: the pace Mobizon sends at (default: Mobizon's own)",
     )
     pace.add_argument(
         "--workers", type=positive_int, default=8, help="requests in parallel (default: 8)"
@@ -155,7 +177,7 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
             name=args.name,
             validity=args.validity,
             flash=args.flash,
-            rate=args.rate,
+            rate=args.rate if args.rate is not None else SendOptions.rate,
             workers=args.workers,
             max_attempts=args.max_attempts,
             settle_seconds=args.settle,
@@ -170,6 +192,8 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
         resend_window=timedelta(seconds=args.resend_window),
         send_window=args.send_window,
         raw_csv=args.raw_csv,
+        mode=args.mode,
+        campaign=CampaignChoice(max_cost=args.max_cost, rate=args.rate),
     )
 
 
@@ -186,6 +210,8 @@ def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
     """Print how a send ended and pick its exit code (also a job's send step)."""
     if result.dry_run:
         print(f"dry run: nothing was sent; planned results: {result.planned}")
+        for line in campaign_plan_lines(result.campaign_drafts):
+            say(args, line)
         if result.account_zone:
             say(args, f"--deferred-to was checked on the account's clock: {result.account_zone}.")
     refusal = result.refusal()
@@ -200,6 +226,12 @@ def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
             file=sys.stderr,
         )
         return EXIT_STOPPED
+    if result.campaign is not None:
+        print_campaign_summary(args, result.campaign, result.results, result.journal)
+        write_refusal = result.write_refusal()
+        if write_refusal is not None:
+            raise write_refusal
+        return campaign_exit_code(result.campaign)
     if result.summary is not None:
         print_send_summary(args, result.summary, result.results, result.journal)
     write_refusal = result.write_refusal()

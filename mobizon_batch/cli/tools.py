@@ -15,6 +15,7 @@ from mobizon_batch.cli.options import (
     add_api_options,
     api_options_from_args,
     fraction,
+    money,
     non_negative,
     non_negative_int,
     port,
@@ -130,6 +131,24 @@ def add_emulator(commands: Commands) -> None:
         "deferredToTs it checks (default: this machine's)",
     )
     parser.add_argument(
+        "--balance",
+        type=money,
+        default=EmulatorConfig.balance,
+        metavar="AMOUNT",
+        help="the account's balance at start (default: 100000)",
+    )
+    parser.add_argument(
+        "--stop-list",
+        metavar="NUMBERS",
+        default="",
+        help="comma-separated numbers Campaign/AddRecipients refuses with code 5 (stop list)",
+    )
+    parser.add_argument(
+        "--campaign-moderation",
+        choices=("approve", "decline"),
+        help="Campaign/Send goes to a moderator, who approves or declines after a second",
+    )
+    parser.add_argument(
         "--preload",
         type=int,
         default=0,
@@ -175,6 +194,9 @@ def run_emulator(args: argparse.Namespace) -> int:
         random_ids=args.random_ids,
         normalize_whitespace=args.normalize_whitespace,
         clock_offset=args.clock_offset,
+        balance=args.balance,
+        stop_list=frozenset(n.strip() for n in args.stop_list.split(",") if n.strip()),
+        campaign_moderation=args.campaign_moderation or "",
     )
     faults = (config.fault_503, config.fault_drop_before, config.fault_drop_after)
     if sum(faults) + config.fault_999_after > 1.0:
@@ -245,6 +267,10 @@ def run_demo_command(args: argparse.Namespace) -> int:
         print(f"  results: {demo.results}  (each input row with its send status, id and status)")
         print(f"  report:  {demo.report}  (summary with a chart, every message, the problems)")
         print(f"  journal: {demo.journal}  (what makes a re-run safe)")
+        print(
+            f"  campaign mode: {demo.campaign_results}  (the same list again: "
+            f"{demo.accepted_in_campaigns} messages staged in one campaign, priced, sent once)"
+        )
         print("Next: set MOBIZON_API_KEY and try 'mobizon-batch balance' against your account.")
     else:
         last = observer.codes[-1][0]

@@ -8,9 +8,10 @@ the offline demo and the benchmarks all need a real HTTP peer on loopback.
 It speaks what the API notes describe: case-insensitive
 ``/service/{module}/{method}``, the ``apiKey`` query parameter, PHP-style form
 bodies, the ``{code, data, message}`` envelope with numbers sent as strings.
-Implemented, one file per API module (``message_api``): Message/SendSmsMessage,
-Message/GetSMSStatus, Message/List, User/GetOwnBalance.  Statuses advance with
-time NEW → ENQUEUD → ACCEPTD (→ PDLIVRD for multi-segment texts) → a final
+Implemented, one file per API module (``message_api``, ``campaign_api``):
+Message/SendSmsMessage, Message/GetSMSStatus, Message/List, User/GetOwnBalance,
+and Campaign/Create, AddRecipients, Send, Get, GetInfo, List, Delete.
+Statuses advance with time NEW → ENQUEUD → ACCEPTD (→ PDLIVRD for multi-segment texts) → a final
 status chosen deterministically per message.  Everything it accepted can be
 read back (``messages()``) and every call it answered is logged (``calls()``),
 so tests can count duplicates and requests exactly.  With ``webhook_url`` set it

@@ -11,14 +11,14 @@ import hashlib
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from mobizon_batch.emulator import message_api
+from mobizon_batch.emulator import campaign_api, message_api
 from mobizon_batch.emulator.model import (
     FINAL_WEIGHTS,
     NON_FINAL_STEPS,
@@ -37,6 +37,7 @@ from mobizon_batch.texts import count_segments
 # Every module/method the emulator answers, lower case.
 METHODS: Mapping[str, Callable[[MobizonEmulator, dict[str, Any]], Answer]] = {
     **message_api.METHODS,
+    **campaign_api.METHODS,
 }
 
 
@@ -129,10 +130,12 @@ class MobizonEmulator:
     # ----------------------------------------------------------- inspection
 
     def configure(self, **changes: Any) -> None:
-        """Change knobs while running (for example, turn faults off)."""
+        """Change knobs while running (for example, turn faults off); a new seed reseeds."""
         with self.lock:
             self.config = replace(self.config, **changes)
             self.state.generation += 1
+            if "seed" in changes:
+                self._rng = random.Random(self.config.seed)
 
     def messages(self) -> list[EmulatedMessage]:
         """Copies of every message accepted, in order of creation."""
@@ -241,6 +244,8 @@ class MobizonEmulator:
         if fault == "999_after":
             answer = Answer(999, None, "General service error")
         self._record(method, params, None if fault == "drop_after" else answer.code, fault)
+        if config.hold_after > 0 and method in config.hold_methods:
+            time.sleep(config.hold_after)  # done and logged, not answered yet
         return fault, answer
 
     def _roll_fault(self, method: str) -> str:
@@ -302,22 +307,41 @@ class MobizonEmulator:
 
     # ------------------------------------------------------------ messages
 
-    def store(self, message: EmulatedMessage) -> None:
-        """Keep a new message (its fate fixed now) and charge it; the lock is held."""
+    def store(self, message: EmulatedMessage, *, staged: bool = False) -> None:
+        """Keep a new message; the lock is held.
+
+        A message sent on its own gets a campaign of its own, its fate, and is
+        charged now; a ``staged`` one belongs to a Campaign-module campaign, is
+        held (NEW, undelivered) and gets its fate and its charge when that
+        campaign is sent.
+        """
         state = self.state
         state.next_message_id += 1
-        state.next_campaign_id += 1
         state.generation += 1
         if self.config.random_ids:  # the docs never say ids grow with time
             message.id = self._fresh_id(state.by_id)
-            message.campaign_id = self._fresh_id(self._campaign_ids)
-            self._campaign_ids[message.campaign_id] = message
-        message.final_status, message.step_seconds = self._fate(message)
         state.messages.append(message)
         state.by_id[message.id] = message
+        if staged:  # its fate (fixed by seed and id all the same) is drawn when it is let go
+            message.held = True
+            return
+        state.next_campaign_id += 1
+        if self.config.random_ids:
+            message.campaign_id = self._fresh_id(set(self._campaign_ids) | set(state.campaigns))
+            self._campaign_ids[message.campaign_id] = message
+        self.fix_fate(message)
         self.balance -= self.config.price_per_segment * message.seg_num
 
-    def _fresh_id(self, taken: Mapping[int, object]) -> int:
+    def new_campaign_id(self) -> int:
+        """An id for a Campaign-module campaign (random with ``random_ids``); the lock is held."""
+        state = self.state
+        campaign_id = state.next_campaign_id
+        state.next_campaign_id += 1
+        if self.config.random_ids:
+            campaign_id = self._fresh_id(set(self._campaign_ids) | set(state.campaigns))
+        return campaign_id
+
+    def _fresh_id(self, taken: Container[int]) -> int:
         """A random id not yet used (``random_ids``); the lock is held."""
         while True:
             candidate = self._rng.randrange(10_000_000, 99_999_999)
@@ -336,6 +360,17 @@ class MobizonEmulator:
                 message.created -= seconds
                 if message.campaign_sent is not None:
                     message.campaign_sent -= seconds
+                if message.released is not None:
+                    message.released -= seconds
+            for campaign in self.state.campaigns.values():
+                campaign.created -= seconds
+                if campaign.sent_at is not None:
+                    campaign.sent_at -= seconds
+                    campaign.moderation_ends -= seconds
+
+    def fix_fate(self, message: EmulatedMessage) -> None:
+        """Draw the message's final status and step durations (the lock is held)."""
+        message.final_status, message.step_seconds = self._fate(message)
 
     def _fate(self, message: EmulatedMessage) -> tuple[str, tuple[float, ...]]:
         """The message's final status and step durations, fixed by seed and id."""

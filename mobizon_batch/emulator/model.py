@@ -77,6 +77,20 @@ class EmulatorConfig:
     ends trimmed; ``clock_offset`` — the account's clock (every timestamp the
     API shows or reads) is that many seconds ahead of ``timezone``'s (a skewed
     clock, or a zone known only as an offset).
+
+    Campaign module knobs: ``stop_list`` numbers answer per-recipient code 5
+    and ``unserved_prefixes`` code 8 in Campaign/AddRecipients;
+    ``campaign_moderation`` is "" (sent at once), "approve" or "decline"
+    (Campaign/Send answers 1 and the moderator decides after
+    ``moderation_seconds``); ``counters_lag`` makes Campaign/GetInfo counters
+    leave out messages staged in the last that many seconds (the docs say
+    counters may lag); ``campaign_pace`` (messages a second, 0: at once) is
+    how fast a sent campaign releases its messages when it sets no rate;
+    ``add_seconds`` is how long AddRecipients keeps its campaign locked.
+    ``placeholder_max`` (0: no limit) cuts template values to that many
+    characters, as a provider might (the docs state no limit).
+    ``hold_after`` seconds pass between doing the work of a method in
+    ``hold_methods`` and answering (a test kills the client in that gap).
     """
 
     api_key: str | None = "test-key"
@@ -109,6 +123,16 @@ class EmulatorConfig:
     webhook_senders: int = 4
     webhook_scan_interval: float = 0.05
     webhook_numbers_as_text: bool = False
+    stop_list: frozenset[str] = frozenset()
+    unserved_prefixes: frozenset[str] = frozenset()
+    campaign_moderation: str = ""
+    moderation_seconds: float = 1.0
+    counters_lag: float = 0.0
+    campaign_pace: float = 0.0
+    add_seconds: float = 0.0
+    placeholder_max: int = 0
+    hold_after: float = 0.0
+    hold_methods: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -130,6 +154,10 @@ class EmulatedMessage:
     campaign_sent: float | None = None
     final_status: str = "DELIVRD"
     step_seconds: tuple[float, ...] = ()
+    #: staged in a campaign not sent yet: NEW, undelivered, not charged
+    held: bool = False
+    #: when a sent campaign let this message go (its statuses start then)
+    released: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +196,8 @@ class State:
     generation: int = 0
     #: the last listing's key and its matching messages, sorted (pages 2, 3, … reuse it)
     listing: tuple[Any, list[EmulatedMessage]] | None = None
+    #: Campaign-module campaigns by id (``campaign_api.Campaign``)
+    campaigns: dict[int, Any] = field(default_factory=dict)
 
 
 def status_at(
@@ -178,7 +208,15 @@ def status_at(
     Times are written in ``zone`` (the account's), this machine's when None,
     ``offset`` seconds ahead (the account clock's lead: ``clock_offset``).
     """
-    start = message.deferred_to or message.created
+    if message.held:
+        return {
+            "id": str(message.id),
+            "status": "NEW",
+            "segNum": str(message.seg_num),
+            "startSendTs": None,
+            "statusUpdateTs": None,
+        }
+    start = message.deferred_to or message.released or message.created
     steps = list(NON_FINAL_STEPS) + (["PDLIVRD"] if len(message.step_seconds) > 3 else [])
     status, changed = steps[0], None
     moment = start

@@ -10,6 +10,7 @@ the user wrote it, for the sentence.
 from __future__ import annotations
 
 import math
+from decimal import Decimal, InvalidOperation
 
 
 def finite(value: float, shown: str = "") -> float:
@@ -52,3 +53,15 @@ def validity(value: int, shown: str = "") -> int:
     if not 60 <= value <= 1440:
         raise ValueError(f"{shown}: Mobizon accepts 60 to 1440 minutes")
     return value
+
+
+def amount(value: Decimal | float | int | str, shown: str = "") -> Decimal:
+    """A sum of money above 0 (``--max-cost``), as a Decimal."""
+    shown = shown or str(value)
+    try:
+        number = Decimal(str(value).strip().replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(f"{shown!r} is not an amount of money") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{shown}: give an amount above 0")
+    return number

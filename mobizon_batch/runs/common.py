@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from mobizon_batch.campaign_pass import CampaignProgress, Quote
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.columns import header_check
 from mobizon_batch.config import api_settings
@@ -107,6 +108,17 @@ class Observer:
 
     def sent(self, progress: SendProgress) -> None:
         """A snapshot of the send pass."""
+
+    def staged(self, progress: CampaignProgress) -> None:
+        """Campaign mode: a chunk of recipients was staged."""
+
+    def priced(self, quote: Quote) -> None:
+        """Campaign mode: the staged campaigns are priced (before any limit is applied)."""
+
+    def confirm_cost(self, quote: Quote) -> bool:
+        """Campaign mode: send at this price?  Within the limits, a caller that asks
+        nothing has agreed (a script, a job); the command line asks on a terminal."""
+        return True
 
     def status_call(self, result: RefreshResult) -> None:
         """One GetSMSStatus call answered."""

@@ -12,6 +12,7 @@ from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator, emulator_url
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.journal import default_journal_path
 from mobizon_batch.prepare import PlanOptions
+from mobizon_batch.runs.campaign import CAMPAIGN
 from mobizon_batch.runs.jobs import JobObserver, StepResult, run_steps
 from mobizon_batch.runs.report import ReportOptions, build_report
 from mobizon_batch.runs.send import SendListOptions, send_list
@@ -23,6 +24,9 @@ DEMO_KEY = "demo-key-0000000000000000000000000000000"
 DEMO_MARK = ".mobizon-demo"
 #: share of answers the demo's emulator loses on purpose, to show the recovery
 DEMO_LOST_ANSWERS = 0.15
+#: the demo's campaign-mode send: a reminder to the whole list, one template campaign
+#: (a text the first send did not use, so the history guard has nothing to hold back)
+DEMO_TEMPLATE = "{Имя}, напоминаем: скидка 20% действует до воскресенья."
 
 
 class DemoObserver(JobObserver):
@@ -42,8 +46,12 @@ class DemoResult:
     folder: Path
     results: Path
     report: Path
+    #: the same list sent again in campaign mode, to a results file of its own
+    campaign_results: Path | None = None
     steps: list[StepResult] = field(default_factory=list)
     accepted: int = 0
+    #: messages the campaign-mode send delivered through Campaign-module campaigns
+    accepted_in_campaigns: int = 0
 
     @property
     def journal(self) -> Path:
@@ -72,6 +80,15 @@ def run_demo(folder: Path, observer: DemoObserver | None = None) -> DemoResult:
     )
     status = StatusOptions(result.results, wait=120.0, interval=1.0)
     report = ReportOptions(result.results, result.report)
+    result.campaign_results = folder / "results-campaign.xlsx"
+    # Campaign mode: the list staged in one template campaign, priced, sent once.
+    campaign = SendListOptions(
+        input=samples["csv"],
+        output=result.campaign_results,
+        plan=PlanOptions(optout_path=samples["optout"], template=DEMO_TEMPLATE),
+        send=SendOptions(settle_seconds=0.5, name="demo"),
+        mode=CAMPAIGN,
+    )
     with MobizonEmulator(config) as emulator, _environment(emulator_url_for_env(emulator)):
         observer.demo_api(emulator.url)
         result.steps = run_steps(
@@ -79,10 +96,14 @@ def run_demo(folder: Path, observer: DemoObserver | None = None) -> DemoResult:
                 ("send", sending, lambda: send_list(sending, observer)),
                 ("status", status, lambda: refresh_statuses(status, observer)),
                 ("report", report, lambda: build_report(report)),
+                ("send", campaign, lambda: send_list(campaign, observer)),
             ],
             observer,
         )
-        result.accepted = len(emulator.messages())
+        campaigns = set(emulator.state.campaigns)
+        messages = emulator.messages()
+        result.accepted = sum(1 for m in messages if m.campaign_id not in campaigns)
+        result.accepted_in_campaigns = len(messages) - result.accepted
     return result
 
 
@@ -102,7 +123,13 @@ def prepare_demo_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / DEMO_MARK).write_text("made by mobizon-batch demo\n", encoding="utf-8")
-        for leftover in ("results.xlsx", "results.xlsx.journal.sqlite", "report.xlsx"):
+        for leftover in (
+            "results.xlsx",
+            "results.xlsx.journal.sqlite",
+            "report.xlsx",
+            "results-campaign.xlsx",
+            "results-campaign.xlsx.journal.sqlite",
+        ):
             with contextlib.suppress(FileNotFoundError):
                 (folder / leftover).unlink()  # each demo starts afresh
     except OSError as exc:

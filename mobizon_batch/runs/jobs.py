@@ -22,6 +22,7 @@ from mobizon_batch.journal import default_journal_path
 from mobizon_batch.prepare import PlanOptions
 from mobizon_batch.report import ReportSummary
 from mobizon_batch.runs import checks
+from mobizon_batch.runs.campaign import MESSAGE, CampaignChoice, check_mode
 from mobizon_batch.runs.common import ApiOptions, Observer, ReadOptions
 from mobizon_batch.runs.report import ReportOptions, ReportResult, build_report, results_figures
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
@@ -152,6 +153,15 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
     send, columns, read = job.send, job.columns, job.read
     defaults_plan, defaults_send = PlanOptions(), SendOptions()
     sheet = read.get("sheet")
+    mode = send.get("mode", MESSAGE)
+    choice = CampaignChoice(
+        max_cost=_checked(job, "max_cost", checks.amount, None),
+        rate=float(send["rate"]) if "rate" in send else None,
+    )
+    try:
+        check_mode(mode, choice, send.get("send_window"))
+    except ConfigError as exc:
+        raise ConfigError(f"{job.path}: [send]: {exc}") from None
     return SendListOptions(
         input=job.input,
         output=job.output,
@@ -199,6 +209,8 @@ def send_options(job: Job, api: ApiOptions) -> SendListOptions:
             else DEFAULT_WINDOW.total_seconds()
         ),
         raw_csv=job.raw_csv,
+        mode=mode,
+        campaign=choice,
     )
 
 

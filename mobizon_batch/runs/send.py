@@ -19,12 +19,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
+
 from mobizon_batch.accountclock import (
     AccountClock,
     account_clock,
     parse_zone,
     resolve_account_clock,
 )
+from mobizon_batch.campaign_pass import CampaignSummary
+from mobizon_batch.campaign_plan import CampaignDraft, group_rows
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError, StorageError
@@ -34,9 +38,18 @@ from mobizon_batch.locks import ProcessLock
 from mobizon_batch.paths import check_distinct, sqlite_companions
 from mobizon_batch.prepare import Plan
 from mobizon_batch.registry import known_offset
-from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
+from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, result_column_names
 from mobizon_batch.results import dry_run_results, known_statuses, send_results
 from mobizon_batch.retries import ReadPolicy
+from mobizon_batch.runs.campaign import (
+    CAMPAIGN,
+    MESSAGE,
+    CampaignChoice,
+    campaign_options,
+    check_mode,
+    refuse_unfinished_campaigns,
+    run_campaign_pass,
+)
 from mobizon_batch.runs.common import (
     ApiOptions,
     ListOptions,
@@ -83,6 +96,9 @@ class SendListOptions(ListOptions):
     send_window: str | None = None
     #: write CSV cells exactly as they are, even those Excel would run (``--raw-csv``)
     raw_csv: bool = False
+    #: "message" (one SendSmsMessage a row) or "campaign" (see ``runs.campaign``)
+    mode: str = MESSAGE
+    campaign: CampaignChoice = field(default_factory=CampaignChoice)
 
 
 @dataclass
@@ -98,6 +114,8 @@ class SendListResult:
     results: Path
     journal: Path
     summary: SendSummary | None = None
+    #: campaign mode's summary (``summary`` stays None then)
+    campaign: CampaignSummary | None = None
     start: SendStart | None = None
     write_error: MobizonBatchError | None = None
     dry_run: bool = False
@@ -114,6 +132,8 @@ class SendListResult:
     #: rows kept ``pending`` for their send window, and the first opening among them
     waiting: int = 0
     reopens: Opening | None = None
+    #: a campaign-mode dry run: the campaigns the list would make
+    campaign_drafts: list[CampaignDraft] = field(default_factory=list)
 
     @property
     def balance(self) -> Decimal | None:
@@ -121,7 +141,7 @@ class SendListResult:
 
     def refusal(self) -> InputError | None:
         """The error to end with when no row of the list can be sent."""
-        if self.plan.summary.sendable or (self.summary is not None):
+        if self.plan.summary.sendable or self.summary is not None or self.campaign is not None:
             return None
         return nothing_sendable(self.plan, self.results)
 
@@ -149,6 +169,7 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
     journal beside the results makes it send only what was not sent.
     """
     observer = observer or Observer()
+    check_mode(options.mode, options.campaign, options.send_window)
     results = check_output(
         options.output,
         {
@@ -225,7 +246,9 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             )
             # Kept when the file is rewritten.
             statuses = known_statuses(results, ReadLimits.for_results(options.read.max_input_mb))
-            if result.preflight.rows and not observer.confirm_send(result.preflight):
+            # Campaign mode asks later, at the price its staged campaigns cost.
+            asks_now = options.mode != CAMPAIGN and result.preflight.rows
+            if asks_now and not observer.confirm_send(result.preflight):
                 result.declined = True
                 frame = send_results(plan, journal, statuses, notes)
                 write_table(frame, results, delimiter=delimiter, raw_csv=raw)
@@ -245,21 +268,31 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
                     failures.append(exc)
                     raise
 
-            seen = result.guard.seen_ids if result.guard else ()
-            send_pass = SendPass(
-                client,
-                journal,
-                send,
-                keys=keys - waiting.keys(),
-                checkpoint=checkpoint,
-                known_before=seen,
-            )
-            send_pass.on_progress = observer.sent
-            with observer.sending(send_pass.request_stop):
+            if options.mode == CAMPAIGN:
+                settings = campaign_options(send, options.campaign, options.input)
                 try:
-                    result.summary = send_pass.run()
+                    result.campaign = run_campaign_pass(
+                        client, journal, plan, settings, keys, observer
+                    )
                 except StorageError as exc:
                     raise _stopped_by_disk(exc, journal, keys, render, results) from exc
+            else:
+                refuse_unfinished_campaigns(journal)
+                seen = result.guard.seen_ids if result.guard else ()
+                send_pass = SendPass(
+                    client,
+                    journal,
+                    send,
+                    keys=keys - waiting.keys(),
+                    checkpoint=checkpoint,
+                    known_before=seen,
+                )
+                send_pass.on_progress = observer.sent
+                with observer.sending(send_pass.request_stop):
+                    try:
+                        result.summary = send_pass.run()
+                    except StorageError as exc:
+                        raise _stopped_by_disk(exc, journal, keys, render, results) from exc
             try:
                 checkpoint()
             except MobizonBatchError as exc:
@@ -414,9 +447,29 @@ def _dry_run(
     # message ids and statuses, and a later send must still find them there.
     planned = results if not results.exists() else dry_run_path(results)
     write_table(frame, planned, delimiter=output_delimiter(plan.table), raw_csv=options.raw_csv)
+    drafts = []
+    if options.mode == CAMPAIGN:  # the grouping, and a list campaign mode refuses, shown now
+        drafts = group_rows(plan, _planned_keys(frame, plan))
     return SendListResult(
-        plan, results, journal_path, dry_run=True, planned=planned, account_zone=zone
+        plan,
+        results,
+        journal_path,
+        dry_run=True,
+        planned=planned,
+        account_zone=zone,
+        campaign_drafts=drafts,
     )
+
+
+def _planned_keys(frame: pd.DataFrame, plan: Plan) -> list[str]:
+    """The rows a dry run shows as ``planned``: what a real send would still stage."""
+    status = frame[result_column_names(plan.table.columns)["send_status"]]
+    keys = plan.rows["row_key"].tolist()
+    return [
+        key
+        for key, state in zip(keys, status.tolist()[: len(keys)], strict=True)
+        if state == SendState.PLANNED
+    ]
 
 
 def dry_run_path(results_path: Path) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 
+from mobizon_batch.campaign_status import mark_declined
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, with_integer_cells
@@ -120,6 +121,9 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
         observer.status_call(result)
 
     def on_round(result: RefreshResult) -> None:
+        nonlocal unsaved
+        # Rows of a campaign a moderator declined will never change: mark them final.
+        unsaved = bool(mark_declined(frame, client)) or unsaved
         observer.status_round(result)
         save()
 
@@ -153,6 +157,7 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
                 result = refresh_frame(
                     frame, client, limiter=limiter, progress=on_call, prefill=prefill
                 )
+                unsaved = bool(mark_declined(frame, client)) or unsaved
         except BaseException:
             if save():
                 observer.saved_partly(output)
