@@ -133,7 +133,6 @@ def add_emulator(commands: Commands) -> None:
     parser.add_argument(
         "--balance",
         type=money,
-        default=EmulatorConfig.balance,
         metavar="AMOUNT",
         help="the account's balance at start (default: 100000)",
     )
@@ -194,7 +193,7 @@ def run_emulator(args: argparse.Namespace) -> int:
         random_ids=args.random_ids,
         normalize_whitespace=args.normalize_whitespace,
         clock_offset=args.clock_offset,
-        balance=args.balance,
+        **({"balance": args.balance} if args.balance is not None else {}),
         stop_list=frozenset(n.strip() for n in args.stop_list.split(",") if n.strip()),
         campaign_moderation=args.campaign_moderation or "",
     )
