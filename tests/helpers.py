@@ -13,13 +13,15 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, AnyStr
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -209,6 +211,26 @@ def write_list(path: Path, phones: list[str], extra_rows: list[list[str]] | None
         for row in extra_rows or []:
             writer.writerow(row)
     return path
+
+
+def stop(
+    process: subprocess.Popen[AnyStr], how: int = signal.SIGINT, timeout: float = 30.0
+) -> tuple[AnyStr | None, AnyStr | None]:
+    """Signal a process under test, wait for it, and kill it if it does not stop in time.
+
+    Every test that starts a process ends it through here, usually in a ``finally``: a
+    test that fails, or a process that ignores the signal, then still leaves nothing
+    running behind (a bare ``communicate(timeout=...)`` raises and leaves it alive).
+    Returns what ``communicate`` read; a killed process has a negative return code,
+    which a test asserting a clean exit then reports.
+    """
+    if process.poll() is None:
+        process.send_signal(how)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
 
 
 def read_results(path: Path) -> list[dict[str, str]]:

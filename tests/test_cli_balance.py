@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
-from tests.helpers import TEST_KEY, free_port
+from tests.helpers import TEST_KEY, free_port, stop
 
 
 def test_balance_against_the_emulator(
@@ -116,7 +115,6 @@ def test_emulator_command_serves_until_interrupted() -> None:
         with MobizonClient(TEST_KEY, url) as api:
             assert api.get_balance()[1] == "KZT"
     finally:
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=10)
+        _, err = stop(process)
     assert process.returncode == 130
     assert "Traceback" not in err

@@ -23,7 +23,7 @@ from mobizon_batch.jobs import job_lock, load_job
 from mobizon_batch.runs.status import StatusOptions
 from mobizon_batch.samples import write_samples
 from mobizon_batch.table import read_table
-from tests.helpers import TEST_KEY, free_port
+from tests.helpers import TEST_KEY, free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date.today().isoformat()
@@ -157,8 +157,7 @@ def test_a_job_killed_mid_send_resumes_the_same_day(job_folder: Path) -> None:
         deadline = time.monotonic() + 30
         while len(emulator.messages()) < 20 and time.monotonic() < deadline:
             time.sleep(0.02)  # until the job is well into its send
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        stop(process, signal.SIGKILL)
         partly = len(emulator.messages())
         again = subprocess.run(
             [*command[:-1], "--summary", str(job_folder / "s.json")],

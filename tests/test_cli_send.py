@@ -27,6 +27,7 @@ from tests.helpers import (
     numbers,
     read_results,
     send_command,
+    stop,
     subprocess_env,
     wait_for_sends,
     write_list,
@@ -104,9 +105,8 @@ def test_killed_at_any_moment_then_rerun_sends_nothing_twice(tmp_path: Path) -> 
             wait_for_sends(emulator, len(emulator.calls("message/sendsmsmessage")) + 1)
             time.sleep(delay)
             if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
                 kills += 1
-            process.wait()
+            stop(process, signal.SIGKILL)
         sent_before_last_run = len(emulator.messages())
         final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert final.returncode == 0, final.stderr
@@ -130,8 +130,7 @@ def test_ctrl_c_exits_130_and_the_same_command_finishes(tmp_path: Path) -> None:
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         wait_for_sends(emulator, 20)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        _, err = stop(process)
         assert process.returncode == 130, err
         assert "Traceback" not in err and "run the same command again" in err
         interrupted = read_results(results)
@@ -318,8 +317,7 @@ def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         wait_for_sends(emulator, 20)
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        _, err = stop(process, signal.SIGTERM)
         assert process.returncode == 130, err
         resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
         assert resumed.returncode == 0, resumed.stderr
@@ -342,8 +340,7 @@ def test_a_second_ctrl_c_quits_at_once_and_the_rerun_settles_everything(tmp_path
         wait_for_sends(emulator)  # the first requests are on their way
         process.send_signal(signal.SIGINT)
         time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        _, err = stop(process)  # the second Ctrl-C
         # Quitting "at once" means before the answers it was waiting for came back:
         # the emulator is still handling those requests when the process is gone.
         still_unanswered = emulator.active()

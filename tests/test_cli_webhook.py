@@ -14,7 +14,7 @@ import pytest
 
 from mobizon_batch.cli import main
 from mobizon_batch.webhook_store import UNSUBSCRIBE, Event, EventStore
-from tests.helpers import WEBHOOK_SECRET, post, webhook_event
+from tests.helpers import WEBHOOK_SECRET, post, stop, webhook_event
 
 
 def webhook_process(tmp_path: Path, *args: str, secret: str | None) -> subprocess.Popen[str]:
@@ -51,9 +51,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     try:
         yield process, found.group(0)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGKILL)
 
 
 def test_the_receiver_logs_each_event_and_stops_cleanly_on_sigterm(
@@ -65,8 +63,7 @@ def test_the_receiver_logs_each_event_and_stops_cleanly_on_sigterm(
     assert post(url, webhook_event(26, attempt=2, message_id=41000001))[0] == 200
     assert post(url, webhook_event(27, secret="guess"))[0] == 403
 
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
+    out, err = stop(process, signal.SIGTERM)
 
     assert process.returncode == 0
     lines = err.splitlines()
@@ -86,7 +83,10 @@ def test_no_secret_refuses_to_start(tmp_path: Path) -> None:
     process = webhook_process(
         tmp_path, "--listen", "127.0.0.1:0", "--store", "events.sqlite", secret=None
     )
-    _out, err = process.communicate(timeout=60)
+    try:
+        _out, err = process.communicate(timeout=60)  # it exits by itself
+    finally:
+        stop(process, signal.SIGKILL)
 
     assert process.returncode == 2
     assert "MOBIZON_WEBHOOK_SECRET" in err and "--insecure-no-signature" in err
@@ -111,8 +111,7 @@ def test_unsigned_events_need_the_explicit_flag(tmp_path: Path) -> None:
         assert url and "UNSIGNED" in first
         assert post(url.group(0), webhook_event(30, secret=None))[0] == 200
     finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+        stop(process)
     assert process.returncode == 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -13,7 +12,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.runs.webhook import Receiver, ReceiverOptions, export_optout
 from mobizon_batch.webhook_store import EventStore
-from tests.helpers import TEST_KEY, WEBHOOK_SECRET, wait_for
+from tests.helpers import TEST_KEY, WEBHOOK_SECRET, stop, wait_for
 
 
 def send(emulator: MobizonEmulator, count: int) -> list[int]:
@@ -177,8 +176,7 @@ def test_the_emulator_command_pushes_to_the_webhook_url(receiver: Receiver) -> N
 
         wait_for(delivered_twice, "the report and its redelivery")
     finally:
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        out, err = stop(process)
     with EventStore(receiver.options.store, create=False) as store:
         assert list(store.reports_for([message_id])) == [message_id]
     assert f"delivery reports pushed to {receiver.url} (signed)" in said[-1]

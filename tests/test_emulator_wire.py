@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.config import DEFAULT_API_URL, api_url_setting
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.emulator.wire import request_params
-from tests.helpers import TEST_KEY
+from tests.helpers import TEST_KEY, stop
 
 QUERY = {"output": "json", "api": "v1", "apiKey": TEST_KEY}
 
@@ -197,8 +196,7 @@ def test_the_emulator_command_serves_another_clients_json_in_the_account_zone() 
             timeout=5,
         ).json()
     finally:
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=10)
+        stop(process)
     written = datetime.strptime(status["data"][0]["statusUpdateTs"], "%Y-%m-%d %H:%M:%S")
     tashkent_now = datetime.now(ZoneInfo("Asia/Tashkent")).replace(tzinfo=None)
     assert abs(written - tashkent_now) < timedelta(minutes=1)

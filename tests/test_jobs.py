@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.jobs import job_lock, load_job
+from tests.helpers import stop
 
 TODAY = date(2026, 11, 28)
 
@@ -150,11 +152,12 @@ def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path: Path)
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    with pytest.raises(ConfigError, match=f"process {holder.pid}"):
-        job_lock(lock_path).__enter__()
-    holder.kill()
-    holder.wait()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=f"process {holder.pid}"):
+            job_lock(lock_path).__enter__()
+    finally:
+        stop(holder, signal.SIGKILL)
     time.sleep(0.05)
     with job_lock(lock_path) as taken:
         assert taken.took_over == f"process {holder.pid}"

@@ -24,7 +24,14 @@ import pytest
 from mobizon_batch.cli import jobs as cli_jobs
 from mobizon_batch.cli import main
 from mobizon_batch.emulator import MobizonEmulator
-from tests.helpers import TEST_KEY, read_results, send_command, subprocess_env, wait_for_sends
+from tests.helpers import (
+    TEST_KEY,
+    read_results,
+    send_command,
+    stop,
+    subprocess_env,
+    wait_for_sends,
+)
 
 SENDS = frozenset({"message/sendsmsmessage"})
 
@@ -164,8 +171,7 @@ def test_rows_in_flight_at_a_crash_never_adopt_an_earlier_send(tmp_path: Path) -
             [*command, "--rate", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         wait_for_sends(emulator, len(earlier) + 1)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        stop(process, signal.SIGKILL)
         rerun = subprocess.run([*command, "--rate", "0"], env=env, capture_output=True, text=True)
         rows = read_results(day2)
         assert wrongly_adopted(rows, emulator, earlier) == 0
@@ -286,7 +292,11 @@ def test_one_results_file_has_one_owner_whatever_the_journal(tmp_path: Path) -> 
             )
             for n in range(2)
         ]
-        outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
+        try:
+            outcomes = [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
+        finally:
+            for p in processes:
+                stop(p, signal.SIGKILL)
         codes = sorted(code for code, _ in outcomes)
         assert duplicates(emulator) == 0
         assert Counter(m.to for m in emulator.messages()) == Counter(phones)
