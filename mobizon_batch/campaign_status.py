@@ -11,6 +11,7 @@ campaign send pass marked as under moderation (``UNDER_MODERATION`` in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import pandas as pd
@@ -25,12 +26,16 @@ from mobizon_batch.vocabulary import DECLINED, SendState, SmsStatus
 
 
 def mark_declined(
-    frame: pd.DataFrame, client: MobizonClient, policy: ReadPolicy | None = None
+    frame: pd.DataFrame,
+    client: MobizonClient | Callable[[], MobizonClient],
+    policy: ReadPolicy | None = None,
 ) -> int:
     """Mark the rows of declined campaigns in ``frame`` (in place); how many rows changed.
 
     Rows of an approved campaign (their status moved past NEW) lose the
-    "under moderation" note instead.
+    "under moderation" note instead.  ``client`` may be a function that opens
+    one: it is called only when a row still waits for a moderator (so
+    ``status --events`` needs no key when nothing does).
     """
     names = locate_columns(frame.columns)
     columns = [names.get(n) for n in ("status", "campaign_id", "error")]
@@ -46,7 +51,7 @@ def mark_declined(
     waiting = noted & statuses.isin(["", SmsStatus.NEW])
     if not waiting.any():
         return changed
-    api = CampaignApi(client)
+    api = CampaignApi(client if isinstance(client, MobizonClient) else client())
     for value in frame.loc[waiting, campaign].unique():
         campaign_id = to_int(value)
         if campaign_id is None:

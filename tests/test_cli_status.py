@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import openpyxl
@@ -15,6 +16,7 @@ from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import AuthError
 from mobizon_batch.resultfile import STATUS_COLUMNS
+from mobizon_batch.webhook_store import DELIVERY_REPORT, Event, EventStore
 from tests.helpers import STATUS_CALL, TEST_KEY, asked_ids
 
 HEADER = ["name", "phone", "recipient", "send_status", "message_id", "error"]
@@ -261,3 +263,46 @@ def test_a_foreign_status_column_is_never_overwritten(
     assert "VIP customer" in capsys.readouterr().err
     assert sheet.read_text(encoding="utf-8") == "message_id,status\n41000001,VIP customer\n"
     assert api_env.calls() == []
+
+
+# ---------------------------------------------- --events on a machine without the API key
+
+
+def event_store_with(path: Path, reports: dict[int, str]) -> Path:
+    with EventStore(path) as store:
+        for n, (message_id, status) in enumerate(reports.items()):
+            data = {"messageId": message_id, "status": status}
+            event_id, created = str(n), "2026-01-15 11:42:28"
+            event = Event(event_id, DELIVERY_REPORT, created, 1, data)
+            store.record(replace(event, message_id=message_id, status=status))
+    return path
+
+
+def test_status_from_events_alone_needs_no_api_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MOBIZON_API_KEY", raising=False)
+    results = tmp_path / "results.csv"
+    results_csv(results, [41000001, 41000002])
+    store = event_store_with(tmp_path / "events.sqlite", {41000001: "DELIVRD", 41000002: "UNDELIV"})
+
+    code = main(["status", str(results), "--events", str(store)])
+
+    assert code == 0, capsys.readouterr().err
+    _, rows = read_csv(results)
+    assert [r["status"] for r in rows[:2]] == ["DELIVRD", "UNDELIV"]
+
+
+def test_status_with_rows_the_events_leave_still_needs_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MOBIZON_API_KEY", raising=False)
+    results = tmp_path / "results.csv"
+    results_csv(results, [41000001, 41000002])
+    store = event_store_with(tmp_path / "events.sqlite", {41000001: "DELIVRD"})
+
+    code = main(["status", str(results), "--events", str(store)])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "MOBIZON_API_KEY" in err and "Traceback" not in err, err

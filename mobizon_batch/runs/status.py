@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +24,18 @@ import openpyxl
 import pandas as pd
 
 from mobizon_batch.campaign_status import mark_declined
+from mobizon_batch.client import MobizonClient, StatusRecord
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, with_integer_cells
 from mobizon_batch.runs.common import ApiOptions, Observer, client_for, output_delimiter
-from mobizon_batch.status import Prefill, RefreshResult, WaitResult, wait_until_final
+from mobizon_batch.status import (
+    Prefill,
+    RefreshResult,
+    StatusSource,
+    WaitResult,
+    wait_until_final,
+)
 from mobizon_batch.status import refresh_statuses as refresh_frame
 from mobizon_batch.status_events import fill_from_events
 from mobizon_batch.table import InputTable, ReadLimits, check_output_path, read_table, write_table
@@ -123,7 +131,7 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
     def on_round(result: RefreshResult) -> None:
         nonlocal unsaved
         # Rows of a campaign a moderator declined will never change: mark them final.
-        unsaved = bool(mark_declined(frame, client)) or unsaved
+        unsaved = bool(mark_declined(frame, campaigns)) or unsaved
         observer.status_round(result)
         save()
 
@@ -139,7 +147,17 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
                 unsaved = unsaved or filled > 0
                 return filled
 
-        client = stack.enter_context(client_for(options.api))
+        # Without the store every row is asked about, so a missing key is reported at
+        # once; with it, the pushed reports may settle every row, and a machine that
+        # has only the store then needs no key at all.
+        client: StatusSource
+        campaigns: MobizonClient | Callable[[], MobizonClient]
+        if options.events is not None:
+            on_demand = ClientOnDemand(options.api, stack)
+            client, campaigns = on_demand, on_demand.opened
+        else:
+            opened = stack.enter_context(client_for(options.api))
+            client, campaigns = opened, opened
         try:
             if options.wait is not None:
                 outcome = wait_until_final(
@@ -157,7 +175,7 @@ def refresh_statuses(options: StatusOptions, observer: Observer | None = None) -
                 result = refresh_frame(
                     frame, client, limiter=limiter, progress=on_call, prefill=prefill
                 )
-                unsaved = bool(mark_declined(frame, client)) or unsaved
+                unsaved = bool(mark_declined(frame, campaigns)) or unsaved
         except BaseException:
             if save():
                 observer.saved_partly(output)
@@ -181,6 +199,28 @@ def typed_for_writing(table: InputTable, frame: pd.DataFrame) -> pd.DataFrame:
         if name not in ours and name in out.columns:
             out[name] = typed[name]
     return out
+
+
+class ClientOnDemand:
+    """A StatusSource that opens the API client at its first question, not before.
+
+    So ``status --events`` reads the API key only when some row is still left
+    for GetSMSStatus after the pushed reports; the client closes with ``stack``.
+    """
+
+    def __init__(self, api: ApiOptions, stack: contextlib.ExitStack) -> None:
+        self._api = api
+        self._stack = stack
+        self._client: MobizonClient | None = None
+
+    def opened(self) -> MobizonClient:
+        """The client, opened now if this is the first time it is needed."""
+        if self._client is None:
+            self._client = self._stack.enter_context(client_for(self._api))
+        return self._client
+
+    def get_sms_status(self, ids: Iterable[int]) -> list[StatusRecord]:
+        return self.opened().get_sms_status(ids)
 
 
 _STATUS_LIKE = re.compile(r"[A-Z_]+")
