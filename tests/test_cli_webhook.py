@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -159,3 +160,26 @@ def test_export_from_a_missing_store_is_a_sentence(
     assert code == 3
     err = capsys.readouterr().err
     assert "event store not found" in err and "Traceback" not in err
+
+
+def test_a_busy_port_leaves_no_new_store_and_an_old_one_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOBIZON_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    kept = tmp_path / "kept.sqlite"
+    with EventStore(kept) as events:
+        events.record(Event("45", UNSUBSCRIBE, "2026-01-15 17:33:47", 1, {"items": []}))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = f"127.0.0.1:{taken.getsockname()[1]}"
+
+        new_code = main(["webhook", "--listen", busy, "--store", "new.sqlite"])
+        old_code = main(["webhook", "--listen", busy, "--store", str(kept)])
+
+    assert (new_code, old_code) == (2, 2)
+    assert "cannot listen on" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.sqlite"]
+    with EventStore(kept, create=False) as events:
+        assert events.counts().events == 1

@@ -47,6 +47,7 @@ class Receiver:
     def __init__(self, options: ReceiverOptions) -> None:
         secret = check_secret(options.secret, options.insecure_no_signature)
         self.options = options
+        created = not options.store.exists()
         self.store = EventStore(options.store)
         try:
             self.app = WebhookApp(
@@ -62,6 +63,9 @@ class Receiver:
             )
         except BaseException:
             self.store.close()
+            if created:  # a receiver that never started leaves no empty store behind
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{options.store}{suffix}").unlink(missing_ok=True)
             raise
 
     @property
