@@ -32,11 +32,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mobizon_batch.errors import ConfigError, MobizonBatchError
+from mobizon_batch.listing import ListSource
 from mobizon_batch.wireformat import to_datetime
 
 log = logging.getLogger(__name__)
@@ -83,20 +84,6 @@ class AccountClock:
         if name.upper().startswith(("UTC", "GMT")):
             return f"{offset} ({self.source})"
         return f"{name} ({offset}, {self.source})"
-
-
-class ListSource(Protocol):
-    """What ``newest_timestamps`` needs of a client: ``MobizonClient`` is one."""
-
-    def list_messages(
-        self,
-        criteria: Mapping[str, Any] | None = None,
-        page: int = 0,
-        page_size: int = 100,
-        sort: Mapping[str, str] | None = None,
-        *,
-        with_number_info: bool = False,
-    ) -> tuple[list[dict[str, Any]], int]: ...
 
 
 class ClockSource(ListSource, Protocol):

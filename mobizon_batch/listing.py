@@ -70,7 +70,8 @@ PageProgress = Callable[[int, int], None]
 
 
 class ListSource(Protocol):
-    """What the export needs of a client: ``MobizonClient`` is one."""
+    """What reads of Message/List need of a client (the export, the history guard, the
+    account clock's newest timestamps): ``MobizonClient`` is one."""
 
     def list_messages(
         self,
