@@ -9,17 +9,18 @@ machine's.  A UTC server sending for a UTC+5 account would check
 order:
 
 1. ``--timezone`` (the user knows best);
-2. the API domain's country (``api.mobizon.kz`` → Asia/Almaty, ...);
-3. this machine's zone (right for the local emulator, a guess otherwise).
+2. the lead over this machine's clock that an earlier send through the same
+   API host measured (``registry.known_offset``, learned by ``lookup``): our
+   own acknowledged messages, so a measurement, not a guess;
+3. the API domain's country (``api.mobizon.kz`` → Asia/Almaty, ...);
+4. this machine's zone (right for the local emulator, a guess otherwise).
 
 The API's own timestamps then check the guess: the account's clock cannot be
 behind a time the service has already written, so the newest timestamp minus
 UTC now is the least offset the account can have (``offset_floor``).  A guess
 below that floor is wrong and is replaced by the floor, rounded up to the
 quarter hour.  The floor only ever corrects a guess upwards: an old timestamp
-says nothing about how far ahead the clock is.  ``offset_from_fresh`` is for
-callers that hold a timestamp written moments ago (a message just accepted),
-which gives the offset itself.
+says nothing about how far ahead the clock is.
 
 Nothing here may stop a send: learning from the API is best effort, and
 ``newest_timestamps`` gives up quietly on any failure.
@@ -76,6 +77,14 @@ class AccountClock:
 
     def offset(self, utc_now: datetime | None = None) -> timedelta:
         return self.now(utc_now) - (utc_now or datetime.now(UTC)).replace(tzinfo=None)
+
+    def lead(
+        self, utc_now: datetime | None = None, machine_zone: tzinfo | None = None
+    ) -> timedelta:
+        """How far the account's wall clock is ahead of this machine's (the registry's unit)."""
+        moment = utc_now or datetime.now(UTC)
+        mine = moment.astimezone(machine_zone) if machine_zone else moment.astimezone()
+        return self.now(moment) - mine.replace(tzinfo=None)
 
     def describe(self, utc_now: datetime | None = None) -> str:
         """``Asia/Almaty (UTC+05:00, from the API domain .kz)``."""
@@ -153,14 +162,21 @@ def offset_floor(timestamps: Iterable[datetime | None], utc_now: datetime) -> ti
     return max(known) - utc - CLOCK_SLACK
 
 
-def offset_from_fresh(local: datetime, utc_at: datetime) -> timedelta:
-    """The offset itself, from a time the API wrote at about ``utc_at`` (a send just accepted).
+def clock_from_lead(
+    lead: timedelta, *, utc_now: datetime | None = None, machine_zone: tzinfo | None = None
+) -> AccountClock:
+    """The account's clock from its lead over this machine's, as our own sends measured it.
 
-    Rounded to the quarter hour: every zone in use is a whole number of them
-    away from UTC, and the rounding absorbs the seconds between the two clocks.
+    The measured lead falls short by up to one round trip (it is a lower bound,
+    see ``lookup.LearnedOffset``); every zone in use is a whole number of
+    quarter hours from UTC, so rounding to the nearest quarter hour gives the
+    offset itself.
     """
-    raw = local - utc_at.replace(tzinfo=None)
-    return QUARTER_HOUR * round(raw / QUARTER_HOUR)
+    moment = utc_now or datetime.now(UTC)
+    mine = moment.astimezone(machine_zone) if machine_zone else moment.astimezone()
+    raw = lead + (mine.utcoffset() or timedelta(0))
+    offset = QUARTER_HOUR * round(raw / QUARTER_HOUR)
+    return AccountClock(timezone(offset), "learned from earlier sends through this API host")
 
 
 def newest_timestamps(source: ListSource) -> list[datetime]:
@@ -192,17 +208,22 @@ def resolve_account_clock(
     override: str | None = None,
     timestamps: Iterable[datetime | None] = (),
     *,
+    learned: timedelta | None = None,
     utc_now: datetime | None = None,
     machine_zone: tzinfo | None = None,
 ) -> AccountClock:
-    """The account's clock: ``override``, else the domain's zone, else this machine's.
+    """The account's clock: ``override``, else the ``learned`` lead, else a guess.
 
-    The API's ``timestamps`` correct a domain or machine guess that they prove
-    too far west (see the module's docstring); an override is taken as given.
+    The guess is the domain's zone, else this machine's; the API's
+    ``timestamps`` correct one that they prove too far west (see the module's
+    docstring).  An override is taken as given; a lead our own sends measured
+    (``registry.known_offset``) beats any guess.
     """
     now = utc_now or datetime.now(UTC)
     if override is not None and override.strip():
         return AccountClock(parse_zone(override), "from --timezone")
+    if learned is not None:
+        return clock_from_lead(learned, utc_now=now, machine_zone=machine_zone)
     by_domain = zone_for_url(api_url)
     if by_domain is not None:
         guess = AccountClock(ZoneInfo(by_domain[0]), f"from the API domain {by_domain[1]}")
@@ -220,14 +241,17 @@ def resolve_account_clock(
     )
 
 
-def account_clock(client: ClockSource, override: str | None = None) -> AccountClock:
-    """The account's clock for ``client``: one Message/List call, none with an override.
+def account_clock(
+    client: ClockSource, override: str | None = None, learned: timedelta | None = None
+) -> AccountClock:
+    """The account's clock for ``client``: one Message/List call, none when it is known.
 
     Costs at most one read, which may fail without consequence (see
     ``newest_timestamps``): call it only when a time is to be checked.
     """
-    timestamps = [] if override and override.strip() else newest_timestamps(client)
-    return resolve_account_clock(client.api_url, override, timestamps)
+    known = learned is not None or bool(override and override.strip())
+    timestamps = [] if known else newest_timestamps(client)
+    return resolve_account_clock(client.api_url, override, timestamps, learned=learned)
 
 
 __all__ = [
@@ -235,10 +259,10 @@ __all__ = [
     "AccountClock",
     "ClockSource",
     "account_clock",
+    "clock_from_lead",
     "format_offset",
     "newest_timestamps",
     "offset_floor",
-    "offset_from_fresh",
     "parse_zone",
     "resolve_account_clock",
     "zone_for_url",

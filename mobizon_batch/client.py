@@ -163,7 +163,7 @@ class MobizonClient:
     @property
     def host(self) -> str:
         """The API host and port, for messages (never the full URL, nor a user:password@)."""
-        return _host_of(self._api_url)
+        return host_of(self._api_url)
 
     def redact(self, text: str) -> str:
         """``text`` with this client's key removed."""
@@ -219,7 +219,7 @@ class MobizonClient:
                 )
 
     def _call_once(self, base: str, module: str, method: str, params: Mapping[str, Any]) -> Any:
-        host = _host_of(base)
+        host = host_of(base)
         url = f"{base}/service/{module.lower()}/{method.lower()}?" + build_query(
             {"output": "json", "api": "v1", "apiKey": self._api_key}
         )
@@ -422,7 +422,7 @@ def _typed_list_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def _host_of(url: str) -> str:
+def host_of(url: str) -> str:
     """``host[:port]`` of ``url``, without any credentials it may carry."""
     return urlsplit(url).netloc.rpartition("@")[2]
 
@@ -466,6 +466,7 @@ __all__ = [
     "StatusRecord",
     "build_query",
     "encode_form",
+    "host_of",
     "parse_envelope",
     "redact",
     "to_datetime",

@@ -10,9 +10,9 @@ import pytest
 
 from mobizon_batch.accountclock import (
     AccountClock,
+    clock_from_lead,
     newest_timestamps,
     offset_floor,
-    offset_from_fresh,
     parse_zone,
     resolve_account_clock,
     zone_for_url,
@@ -125,11 +125,33 @@ def test_offset_floor_and_fresh_offsets() -> None:
     assert offset_floor([datetime(2026, 12, 5, 10, 0)], NOW) is None
     floor = offset_floor([datetime(2026, 11, 29, 10, 59, 30)], NOW)
     assert floor is not None and timedelta(hours=4, minutes=57) <= floor < timedelta(hours=5)
-    assert offset_from_fresh(datetime(2026, 11, 29, 11, 0, 40), NOW) == timedelta(hours=5)
-    assert offset_from_fresh(datetime(2026, 11, 29, 2, 59, 10), NOW) == timedelta(hours=-3)
-    assert offset_from_fresh(datetime(2026, 11, 29, 11, 45, 5), NOW) == timedelta(
-        hours=5, minutes=45
+    # A lead our sends measured (a lower bound, short by a round trip) gives the offset itself.
+    for local, offset in [
+        (datetime(2026, 11, 29, 11, 0, 40), timedelta(hours=5)),
+        (datetime(2026, 11, 29, 2, 59, 10), timedelta(hours=-3)),
+        (datetime(2026, 11, 29, 11, 45, 5), timedelta(hours=5, minutes=45)),
+    ]:
+        lead = local - NOW.replace(tzinfo=None)
+        clock = clock_from_lead(lead, utc_now=NOW, machine_zone=UTC_MACHINE)
+        assert clock.offset(NOW) == offset
+
+
+def test_a_learned_lead_is_over_this_machines_clock_and_beats_any_guess() -> None:
+    tashkent = ZoneInfo("Asia/Tashkent")  # this machine: UTC+5; the account: UTC-3
+    lead = timedelta(hours=-8, seconds=-3)
+    clock = resolve_account_clock(
+        "https://api.mobizon.kz",
+        None,
+        [datetime(2026, 11, 29, 10, 59)],  # would otherwise say UTC+5 at least
+        learned=lead,
+        utc_now=NOW,
+        machine_zone=tashkent,
     )
+    assert clock.offset(NOW) == timedelta(hours=-3)
+    assert clock.describe(NOW) == "UTC-03:00 (learned from earlier sends through this API host)"
+    assert clock.lead(NOW, tashkent) == timedelta(hours=-8)
+    override = resolve_account_clock("x", "+01:00", learned=lead, utc_now=NOW)
+    assert override.offset(NOW) == timedelta(hours=1)
 
 
 def test_newest_timestamps_come_from_one_list_call() -> None:

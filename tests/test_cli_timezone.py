@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from mobizon_batch.cli import main
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
+from mobizon_batch.registry import remember_offset
 from tests.helpers import TEST_KEY
 
 SEND = "message/sendsmsmessage"
@@ -248,4 +250,71 @@ def test_list_durations_count_back_from_the_account_clock(
     with open(out, encoding="utf-8-sig", newline="") as handle:
         texts = [row["text"] for row in csv.DictReader(handle)]
     # On the machine's clock "1h ago" would be six hours ago for the account.
+    assert texts == ["just now"]
+
+
+# ----------------------------------- the lead our own earlier sends measured (registry)
+
+
+def test_deferred_to_is_checked_on_the_lead_earlier_sends_measured(
+    machine_zone: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    machine_zone("Asia/Tashkent")  # the guess for a host with no country: UTC+5
+    emulator = account(monkeypatch, "America/Sao_Paulo")  # UTC-3: 8 hours behind
+    # What an earlier send through this host learned (a lower bound, a little short).
+    remember_offset(urlsplit(emulator.url).netloc, -8 * 3600 - 2.5)
+    try:
+        # 90 minutes ahead for the account is more than six hours ago on the guess.
+        deferred = wall_time("America/Sao_Paulo", timedelta(minutes=90))
+        code = send(tmp_path, "--deferred-to", deferred)
+        messages = emulator.messages()
+    finally:
+        emulator.stop()
+    out, err = capsys.readouterr()
+    assert code == 0 and len(messages) == 3, err
+    assert "UTC-03:00 (learned from earlier sends through this API host)" in out
+
+
+def test_a_dry_run_uses_the_measured_lead_too(
+    machine_zone: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    machine_zone("UTC")
+    monkeypatch.delenv("MOBIZON_API_KEY", raising=False)
+    monkeypatch.setenv("MOBIZON_API_URL", "https://api.mobizon.kz")  # the domain says UTC+5
+    remember_offset("api.mobizon.kz", 2 * 3600)  # but this account's clock is UTC+2
+    in_two_hours = wall_time("Europe/Kyiv", timedelta(hours=2))  # Kyiv: UTC+2 in November
+
+    assert send(tmp_path, "--dry-run", "--deferred-to", in_two_hours) == 0
+    assert "UTC+02:00 (learned from earlier sends through this API host)" in capsys.readouterr().out
+
+
+def test_list_durations_count_back_from_the_measured_lead(
+    machine_zone: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    machine_zone("UTC")
+    clock = ShiftedClock()
+    emulator = MobizonEmulator(api_key=TEST_KEY, timezone="Asia/Tashkent", clock=clock)
+    emulator.start()
+    monkeypatch.setenv("MOBIZON_API_KEY", TEST_KEY)
+    monkeypatch.setenv("MOBIZON_API_URL", emulator.url)
+    remember_offset(urlsplit(emulator.url).netloc, 5 * 3600 - 1.5)
+    try:
+        with MobizonClient(TEST_KEY, emulator.url) as client:
+            clock.shift = -3 * 3600
+            client.send_sms("77010000001", "three hours ago")
+            clock.shift = 0
+            client.send_sms("77010000002", "just now")
+        out = tmp_path / "last-hour.csv"
+        assert main(["list", "-o", str(out), "--since", "1h", "-q"]) == 0
+    finally:
+        emulator.stop()
+    with open(out, encoding="utf-8-sig", newline="") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
+    # On the machine's clock (UTC, no domain) "1h ago" would be six hours ago for the account.
     assert texts == ["just now"]

@@ -28,6 +28,7 @@ from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import SORT_FIELDS, ListExport, ListFilter, parse_moment, parse_sort
 from mobizon_batch.report import ReportSummary
 from mobizon_batch.reportlang import LANGUAGES
+from mobizon_batch.runs.common import learned_lead
 from mobizon_batch.runs.report import (
     ExportOptions,
     ReportOptions,
@@ -238,7 +239,7 @@ def add_list(commands: Commands) -> None:
 def list_filter(args: argparse.Namespace) -> ListFilter:
     # "2h" means two hours before now on the account's clock, which the API compares with.
     url = api_url_setting(args.api_url)
-    now = resolve_account_clock(url, args.timezone).now()
+    now = resolve_account_clock(url, args.timezone, learned=learned_lead(url)).now()
     statuses = [s.strip().upper() for given in args.status for s in given.split(",") if s.strip()]
     known = FINAL_STATUSES | NON_FINAL_STATUSES
     for status in statuses:

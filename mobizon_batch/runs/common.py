@@ -13,17 +13,18 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from mobizon_batch.campaign_pass import CampaignProgress, Quote
-from mobizon_batch.client import MobizonClient
+from mobizon_batch.client import MobizonClient, host_of
 from mobizon_batch.columns import header_check
 from mobizon_batch.config import api_settings
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.paths import same_file
 from mobizon_batch.prepare import Plan, PlanOptions, build_plan, check_options
+from mobizon_batch.registry import known_offset
 from mobizon_batch.retries import ReadPolicy, call_read
 from mobizon_batch.runs.preflight import PreFlight
 from mobizon_batch.send import SendProgress
@@ -147,6 +148,16 @@ class SendStart:
     account_zone: str = ""
     #: estimated segments of the rows to do
     segments: int = 0
+
+
+def learned_lead(api_url: str) -> timedelta | None:
+    """The account clock's lead over ours, as an earlier send through this API host measured it.
+
+    The one source of the account's clock that is a measurement rather than a
+    guess: ``--deferred-to`` and ``list --since`` prefer it to the domain's zone.
+    """
+    seconds = known_offset(host_of(api_url))
+    return timedelta(seconds=seconds) if seconds is not None else None
 
 
 def client_for(api: ApiOptions, *, pool_size: int = 4) -> MobizonClient:

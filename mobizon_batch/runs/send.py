@@ -58,6 +58,7 @@ from mobizon_batch.runs.common import (
     check_output,
     client_for,
     fetch_balance,
+    learned_lead,
     nothing_sendable,
     output_delimiter,
     plan_list,
@@ -198,7 +199,7 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
     with client_for(options.api, pool_size=send.workers) as client:
         balance, currency = fetch_balance(client)  # bad key or domain: stop before any row
         if options.deferred_to is not None:
-            clock = account_clock(client, options.timezone)
+            clock = account_clock(client, options.timezone, learned_lead(client.api_url))
             send = replace(send, deferred_to=check_deferred_to(options.deferred_to, clock=clock))
             result.account_zone = clock.describe()
         with (
@@ -377,7 +378,7 @@ def guard_history(
     offset = known_offset(client.host)
     if offset is None and options.timezone:
         zone = AccountClock(parse_zone(options.timezone), "from --timezone")
-        offset = zone.offset().total_seconds()
+        offset = zone.lead().total_seconds()
     report = guard(
         client,
         pending,
@@ -434,7 +435,7 @@ def _dry_run(
     if options.deferred_to is not None:
         # No key needed and no call made: the zone given, or the domain's, or this machine's.
         url = api_url_setting(options.api.api_url, options.api.job_url)
-        clock = resolve_account_clock(url, options.timezone)
+        clock = resolve_account_clock(url, options.timezone, learned=learned_lead(url))
         check_deferred_to(options.deferred_to, clock=clock)
         zone = clock.describe()
     plan = plan_list(options, observer)
