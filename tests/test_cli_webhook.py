@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mobizon_batch.cli import main
+from mobizon_batch.cli.webhook import _event_log
 from mobizon_batch.webhook_store import UNSUBSCRIBE, Event, EventStore
 from tests.helpers import WEBHOOK_SECRET, post, stop, webhook_event
 
@@ -183,3 +185,15 @@ def test_a_busy_port_leaves_no_new_store_and_an_old_one_untouched(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.sqlite"]
     with EventStore(kept, create=False) as events:
         assert events.counts().events == 1
+
+
+def test_the_secret_is_taken_out_of_waitress_queue_lines_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    with _event_log(WEBHOOK_SECRET):
+        logging.getLogger("waitress").warning("main %s", WEBHOOK_SECRET)
+        logging.getLogger("waitress.queue").warning("queue %s", WEBHOOK_SECRET)
+
+    assert [r.name for r in caplog.records] == ["waitress", "waitress.queue"]
+    assert WEBHOOK_SECRET not in caplog.text

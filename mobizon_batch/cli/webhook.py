@@ -35,7 +35,9 @@ from mobizon_batch.runs.webhook import (
 )
 from mobizon_batch.webhook_app import DEFAULT_MAX_BODY
 
-_LOGGERS = ("mobizon_batch.webhook", "waitress")
+# A filter on a logger does not see its children's records, so each logger that
+# writes while serving is named: waitress logs the task queue under its own child.
+_LOGGERS = ("mobizon_batch.webhook", "waitress", "waitress.queue")
 
 
 def add_webhook(commands: Commands) -> None:
