@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -216,3 +218,23 @@ def test_the_api_url_is_known_without_a_key() -> None:
         "https://api.mobizon.uz"
     )
     assert api_url_setting("http://127.0.0.1:9", environ={}) == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3"])
+def test_a_content_length_that_is_no_number_is_a_400_not_a_traceback(
+    emulator: MobizonEmulator, length: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = urlsplit(emulator.url).hostname, urlsplit(emulator.url).port
+    connection = http.client.HTTPConnection(host or "127.0.0.1", port, timeout=5)
+    try:
+        connection.putrequest("POST", "/service/User/GetOwnBalance?apiKey=x&output=json")
+        connection.putheader("Content-Length", length)
+        connection.endheaders()
+        answer = connection.getresponse()
+        status = answer.status
+        answer.read()
+    finally:
+        connection.close()
+
+    assert status == 400
+    assert "Traceback" not in capsys.readouterr().err

@@ -124,7 +124,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._serve(b"")
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit():
+            # The body cannot be found: answer like a web server, not with a traceback.
+            self.close_connection = True
+            self._write(400, b"<html><body><h1>400 Bad Request</h1></body></html>", "text/html")
+            return
+        length = int(declared)
         self._serve(self.rfile.read(length) if length > 0 else b"")
 
     def _serve(self, body: bytes) -> None:
