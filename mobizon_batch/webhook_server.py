@@ -113,20 +113,4 @@ class WsgiServer:
         return any(c.total_outbufs_len or c.requests for c in channels)
 
 
-class BackgroundServer:
-    """A ``WsgiServer`` serving in a thread of its own (tests, the emulator's peers)."""
-
-    def __init__(self, server: WsgiServer) -> None:
-        self.server = server
-        self._thread = threading.Thread(target=server.serve, daemon=True, name="wsgi-server")
-
-    def __enter__(self) -> WsgiServer:
-        self._thread.start()
-        return self.server
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.stop()
-        self._thread.join(timeout=self.server.drain + 5)
-
-
-__all__ = ["BackgroundServer", "WsgiServer"]
+__all__ = ["WsgiServer"]

@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -32,6 +33,7 @@ from mobizon_batch.client import StatusRecord
 from mobizon_batch.emulator import CallRecord, MobizonEmulator
 from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.table import InputTable
+from mobizon_batch.webhook_server import WsgiServer
 
 # Long enough to be redacted as plain text, unlike a one-letter key.
 TEST_KEY = "k3yS3cr3tAbCdEf0123456789abcdef01234567"
@@ -266,3 +268,19 @@ def send_command(source: Path, results: Path, *extra: str) -> list[str]:
         "-q",
         *extra,
     ]
+
+
+class BackgroundServer:
+    """A ``WsgiServer`` serving in a thread of its own, for the length of a ``with`` block."""
+
+    def __init__(self, server: WsgiServer) -> None:
+        self.server = server
+        self._thread = threading.Thread(target=server.serve, daemon=True, name="wsgi-server")
+
+    def __enter__(self) -> WsgiServer:
+        self._thread.start()
+        return self.server
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.stop()
+        self._thread.join(timeout=self.server.drain + 5)

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mobizon_batch.webhook_server import BackgroundServer, WsgiServer
-from tests.helpers import post
+from mobizon_batch.webhook_server import WsgiServer
+from tests.helpers import BackgroundServer, post
 from tests.helpers import wait_for as wait_until
 
 
