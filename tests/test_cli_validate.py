@@ -12,6 +12,7 @@ import pytest
 
 from mobizon_batch.cli import EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
 from mobizon_batch.cli.output import progress_bar
+from mobizon_batch.runs.validate import ValidateOptions, validate_list
 from tests.fixtures.make_fixtures import NUMBERS
 
 
@@ -233,3 +234,17 @@ def test_template_syntax_is_checked_before_the_list_is_read(
     code, _, err = run(capsys, "validate", str(tmp_path / "missing.csv"), "--template", "{}")
     assert code == EXIT_USAGE
     assert "empty placeholder" in err
+
+
+def test_nothing_sendable_says_how_many_rows_and_why_in_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("phone,text\n123,hi\nabc,\n", encoding="utf-8")
+
+    error = validate_list(ValidateOptions(path)).refusal()
+
+    assert error is not None
+    assert str(error) == (
+        "no row of bad.csv can be sent: 2 invalid (the phone number is too short: 1; "
+        "the phone number has characters that are not part of a number: 1; "
+        "the text is empty: 1)"
+    )

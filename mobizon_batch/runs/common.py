@@ -243,9 +243,28 @@ def output_delimiter(table: InputTable) -> str:
 
 
 def nothing_sendable(plan: Plan, where: Path | None) -> InputError:
-    """The error for a list none of whose rows can be sent."""
-    more = f" and in {where}" if where else ""
-    return InputError(f"no row of {plan.table.path.name} can be sent: see the reasons above{more}")
+    """The error for a list none of whose rows can be sent, complete in itself.
+
+    It names how many rows were refused and why (the commonest reasons first),
+    so a caller that printed nothing else still gets the whole story.
+    """
+    summary = plan.summary
+    parts: list[str] = []
+    if summary.invalid:
+        reasons = list(summary.invalid_by_reason.items())
+        kinds = "; ".join(f"{reason}: {count}" for reason, count in reasons[:3])
+        if len(reasons) > 3:
+            kinds += f"; {len(reasons) - 3} other reason(s)"
+        parts.append(
+            f"{summary.invalid} invalid ({kinds})" if kinds else f"{summary.invalid} invalid"
+        )
+    if summary.duplicate:
+        parts.append(f"{summary.duplicate} duplicate(s)")
+    if summary.opted_out:
+        parts.append(f"{summary.opted_out} opted out")
+    found = ", ".join(parts) if parts else "it has no rows"
+    more = f"; each row's reason is in {where}" if where else ""
+    return InputError(f"no row of {plan.table.path.name} can be sent: {found}{more}")
 
 
 @dataclass(frozen=True)
