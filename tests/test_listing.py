@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from mobizon_batch.listing import (
     parse_moment,
     parse_sort,
 )
+from mobizon_batch.runs.report import ExportOptions, export_list
 from tests.helpers import INSTANT, TEST_KEY, FakeClock
 
 LIST_CALL = "message/list"
@@ -367,3 +368,41 @@ def test_list_command_warns_when_the_set_changes(
     err = capsys.readouterr().err
     assert "warning: the list changed while it was being read" in err
     assert "counted 150 at the start and 151 at the end" in err
+
+
+def test_a_python_caller_gets_the_list_commands_reading_of_the_filters(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api_env.configure(status_step=3600.0)
+    options = ExportOptions(
+        tmp_path / "export.csv",
+        since="1h",
+        until="2099-01-01",
+        statuses=["new, bogus"],
+        to="+7 701",
+        campaign_ids="5, 7",
+        timezone="+05:00",
+    )
+
+    result = export_list(options)
+
+    assert result.filters.statuses == ("NEW", "BOGUS")
+    assert result.filters.to == "7701" and result.filters.campaign_ids == (5, 7)
+    assert result.filters.until == datetime(2099, 1, 1, 23, 59, 59)
+    account_now = datetime.now(UTC) + timedelta(hours=5)
+    assert result.filters.since is not None
+    assert abs(result.filters.since - (account_now.replace(tzinfo=None) - timedelta(hours=1))) < (
+        timedelta(minutes=1)
+    )
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("BOGUS is not a status")
+    assert capsys.readouterr().err == ""  # the warning is the caller's to show
+    with pytest.raises(ConfigError, match="'x' is not a campaign id"):
+        export_list(ExportOptions(tmp_path / "other.csv", campaign_ids="1,x"))
+    assert len(api_env.calls(LIST_CALL)) == 2  # one a status; none for the refused one
+
+
+def test_list_command_prints_the_warning_about_an_unknown_status(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["list", "-o", str(tmp_path / "x.csv"), "--status", "bogus", "-q"]) == 0
+    assert "warning: BOGUS is not a status Mobizon documents" in capsys.readouterr().err

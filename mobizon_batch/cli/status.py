@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from mobizon_batch.accountclock import resolve_account_clock
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK
 from mobizon_batch.cli.options import (
     Commands,
@@ -23,12 +22,9 @@ from mobizon_batch.cli.output import (
     json_output,
     print_json,
 )
-from mobizon_batch.config import api_url_setting
-from mobizon_batch.errors import ConfigError
-from mobizon_batch.listing import SORT_FIELDS, ListExport, ListFilter, parse_moment, parse_sort
+from mobizon_batch.listing import SORT_FIELDS, ListExport, parse_sort
 from mobizon_batch.report import ReportSummary
 from mobizon_batch.reportlang import LANGUAGES
-from mobizon_batch.runs.common import learned_lead
 from mobizon_batch.runs.report import (
     ExportOptions,
     ReportOptions,
@@ -37,7 +33,7 @@ from mobizon_batch.runs.report import (
     export_list,
 )
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
-from mobizon_batch.vocabulary import FINAL_STATUSES, NON_FINAL_STATUSES, NOT_FOUND
+from mobizon_batch.vocabulary import NOT_FOUND
 
 
 def add_status(commands: Commands) -> None:
@@ -236,43 +232,17 @@ def add_list(commands: Commands) -> None:
     parser.set_defaults(handler=run_list)
 
 
-def list_filter(args: argparse.Namespace) -> ListFilter:
-    # "2h" means two hours before now on the account's clock, which the API compares with.
-    url = api_url_setting(args.api_url)
-    now = resolve_account_clock(url, args.timezone, learned=learned_lead(url)).now()
-    statuses = [s.strip().upper() for given in args.status for s in given.split(",") if s.strip()]
-    known = FINAL_STATUSES | NON_FINAL_STATUSES
-    for status in statuses:
-        if status not in known:
-            print(
-                f"warning: {status} is not a status Mobizon documents "
-                f"({', '.join(sorted(known))}); asking for it anyway",
-                file=sys.stderr,
-            )
-    if args.to is not None and not any(ch.isdigit() for ch in args.to):
-        raise ConfigError(f"--to {args.to!r}: give some digits of the number")
-    campaign_ids: list[int] = []
-    for part in (args.campaign_ids or "").split(","):
-        if not part.strip():
-            continue
-        if not part.strip().isdigit():
-            raise ConfigError(f"--campaign-ids: {part.strip()!r} is not a campaign id")
-        campaign_ids.append(int(part))
-    return ListFilter(
-        since=parse_moment(args.since, now=now) if args.since else None,
-        until=parse_moment(args.until, now=now, end_of_day=True) if args.until else None,
-        statuses=tuple(statuses),
-        to="".join(ch for ch in args.to if ch.isdigit()) if args.to else None,
-        from_name=args.from_name,
-        text=args.text,
-        campaign_ids=tuple(campaign_ids),
-    )
-
-
 def run_list(args: argparse.Namespace) -> int:
     options = ExportOptions(
         args.output,
-        filters=list_filter(args),
+        since=args.since,
+        until=args.until,
+        statuses=args.status,
+        to=args.to,
+        from_name=args.from_name,
+        text=args.text,
+        campaign_ids=args.campaign_ids,
+        timezone=args.timezone,
         sort=parse_sort(args.sort) if args.sort else None,
         rate=args.rate,
         api=api_options_from_args(args),
@@ -281,8 +251,10 @@ def run_list(args: argparse.Namespace) -> int:
     observer = TerminalObserver(args)
     with count_bar(args, "msg", "listing") as bar:
         observer.status_bar = bar
-        export = export_list(options, observer)
-    print_export(export, args.output)
+        result = export_list(options, observer)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print_export(result.export, args.output)
     return EXIT_OK
 
 

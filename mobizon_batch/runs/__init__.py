@@ -12,6 +12,7 @@ from mobizon_batch.runs.demo import DemoObserver, DemoResult, run_demo
 from mobizon_batch.runs.jobs import JobObserver, JobResult, StepResult, job_paths, run_job
 from mobizon_batch.runs.report import (
     ExportOptions,
+    ExportResult,
     ReportOptions,
     ReportResult,
     build_report,
@@ -27,6 +28,7 @@ __all__ = [
     "DemoObserver",
     "DemoResult",
     "ExportOptions",
+    "ExportResult",
     "JobObserver",
     "JobResult",
     "ListOptions",

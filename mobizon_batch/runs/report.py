@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobizon_batch.accountclock import resolve_account_clock
+from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError, InputError
-from mobizon_batch.listing import ListExport, ListFilter, export_frame, export_messages
+from mobizon_batch.listing import (
+    ListExport,
+    ListFilter,
+    export_frame,
+    export_messages,
+    parse_moment,
+)
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.report import ReportSummary, summarize_results, write_report
 from mobizon_batch.reportlang import check_language, default_language, word
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns
-from mobizon_batch.runs.common import ApiOptions, Observer, client_for
+from mobizon_batch.runs.common import ApiOptions, Observer, client_for, learned_lead
 from mobizon_batch.runs.status import DEFAULT_READ_RATE
 from mobizon_batch.table import ReadLimits, check_output_path, read_table, write_table
+from mobizon_batch.vocabulary import FINAL_STATUSES, NON_FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -80,10 +89,25 @@ def results_figures(path: Path) -> ReportSummary | None:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Which messages to export from Message/List, in what order, to which file."""
+    """Which messages to export from Message/List, in what order, to which file.
+
+    The filters are taken as a person gives them (``list``'s options, a Python
+    caller's strings), so every caller gets the same reading of them:
+    ``since``/``until`` are a time, a date or a duration back from now (``2h``)
+    on the account's clock (``timezone``, else what our sends measured, else
+    the API domain's zone); ``statuses`` may hold comma lists; ``campaign_ids``
+    is a comma list.
+    """
 
     output: str | os.PathLike[str]
-    filters: ListFilter = field(default_factory=ListFilter)
+    since: str | None = None
+    until: str | None = None
+    statuses: Sequence[str] = ()
+    to: str | None = None
+    from_name: str | None = None
+    text: str | None = None
+    campaign_ids: str | None = None
+    timezone: str | None = None
     sort: Mapping[str, str] | None = None
     rate: float = DEFAULT_READ_RATE
     api: ApiOptions = field(default_factory=ApiOptions)
@@ -91,15 +115,64 @@ class ExportOptions:
     raw_csv: bool = False
 
 
-def export_list(options: ExportOptions, observer: Observer | None = None) -> ListExport:
+@dataclass(frozen=True)
+class ExportResult:
+    """What was exported, the filters as read, and warnings for the person who gave them."""
+
+    export: ListExport
+    filters: ListFilter
+    warnings: tuple[str, ...] = ()
+
+
+def list_filter(options: ExportOptions) -> tuple[ListFilter, tuple[str, ...]]:
+    """The filters as the API reads them, and warnings about them; bad ones are refused.
+
+    Durations count back from now on the account's clock, which the API
+    compares with; no call is made for it.
+    """
+    url = api_url_setting(options.api.api_url, options.api.job_url)
+    now = resolve_account_clock(url, options.timezone, learned=learned_lead(url)).now()
+    statuses = [s.strip().upper() for given in options.statuses for s in given.split(",")]
+    statuses = [s for s in statuses if s]
+    known = FINAL_STATUSES | NON_FINAL_STATUSES
+    warnings = tuple(
+        f"{status} is not a status Mobizon documents ({', '.join(sorted(known))}); "
+        f"asking for it anyway"
+        for status in statuses
+        if status not in known
+    )
+    if options.to is not None and not any(ch.isdigit() for ch in options.to):
+        raise ConfigError(f"--to {options.to!r}: give some digits of the number")
+    campaign_ids: list[int] = []
+    for part in (options.campaign_ids or "").split(","):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit():
+            raise ConfigError(f"--campaign-ids: {part.strip()!r} is not a campaign id")
+        campaign_ids.append(int(part))
+    since, until = options.since, options.until
+    filters = ListFilter(
+        since=parse_moment(since, now=now) if since else None,
+        until=parse_moment(until, now=now, end_of_day=True) if until else None,
+        statuses=tuple(statuses),
+        to="".join(ch for ch in options.to if ch.isdigit()) if options.to else None,
+        from_name=options.from_name,
+        text=options.text,
+        campaign_ids=tuple(campaign_ids),
+    )
+    return filters, warnings
+
+
+def export_list(options: ExportOptions, observer: Observer | None = None) -> ExportResult:
     """Export every page of the message list that matches the filters to a file."""
     observer = observer or Observer()
+    filters, warnings = list_filter(options)
     check_output_path(options.output)
-    options.filters.calls()  # refuse bad filters before any call
+    filters.calls()  # refuse bad filters before any call
     with client_for(options.api) as client:
         export = export_messages(
             client,
-            options.filters,
+            filters,
             sort=options.sort,
             limiter=RateLimiter(options.rate),
             progress=observer.listed,
@@ -110,4 +183,4 @@ def export_list(options: ExportOptions, observer: Observer | None = None) -> Lis
         sheet_name="Messages",
         raw_csv=options.raw_csv,
     )
-    return export
+    return ExportResult(export, filters, warnings)
