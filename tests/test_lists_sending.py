@@ -14,6 +14,7 @@ import os
 import pty
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ from mobizon_batch.sendwindow import next_opening, parse_window
 from mobizon_batch.status import RefreshResult
 from mobizon_batch.table import read_table
 from tests.fixtures import realistic
-from tests.helpers import TEST_KEY
+from tests.helpers import TEST_KEY, stop
 
 SEND_CALL = "message/sendsmsmessage"
 
@@ -68,25 +69,27 @@ def run_on_a_terminal(command: list[str], env: dict[str, str], answer: str) -> t
     screen = b""
     deadline = time.monotonic() + 120
     answered = False
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # the child closed the terminal
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+                if not answered and b"Send? [y/N]" in screen:
+                    os.write(master, answer.encode() + b"\n")
+                    answered = True
+            elif process.poll() is not None:
                 break
-            if not chunk:
-                break
-            screen += chunk
-            if not answered and b"Send? [y/N]" in screen:
-                os.write(master, answer.encode() + b"\n")
-                answered = True
-        elif process.poll() is not None:
-            break
-    code = process.wait(timeout=60)
-    os.close(master)
-    assert process.stderr is not None
-    return code, screen.decode("utf-8", "replace") + process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    finally:
+        _, err = stop(process, signal.SIGKILL)  # reaped, or killed if it hangs
+        os.close(master)
+    return code, screen.decode("utf-8", "replace") + (err or b"").decode()
 
 
 def terminal_env(emulator: MobizonEmulator) -> dict[str, str]:
