@@ -216,7 +216,7 @@ def write_list(path: Path, phones: list[str], extra_rows: list[list[str]] | None
 
 
 def stop(
-    process: subprocess.Popen[AnyStr], how: int = signal.SIGINT, timeout: float = 30.0
+    process: subprocess.Popen[AnyStr], how: int | None = signal.SIGINT, timeout: float = 30.0
 ) -> tuple[AnyStr | None, AnyStr | None]:
     """Signal a process under test, wait for it, and kill it if it does not stop in time.
 
@@ -224,9 +224,10 @@ def stop(
     test that fails, or a process that ignores the signal, then still leaves nothing
     running behind (a bare ``communicate(timeout=...)`` raises and leaves it alive).
     Returns what ``communicate`` read; a killed process has a negative return code,
-    which a test asserting a clean exit then reports.
+    which a test asserting a clean exit then reports.  ``how=None`` sends nothing: for
+    a process already signalled, or one expected to end by itself.
     """
-    if process.poll() is None:
+    if how is not None and process.poll() is None:
         process.send_signal(how)
     try:
         return process.communicate(timeout=timeout)

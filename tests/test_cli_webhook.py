@@ -86,10 +86,7 @@ def test_no_secret_refuses_to_start(tmp_path: Path) -> None:
     process = webhook_process(
         tmp_path, "--listen", "127.0.0.1:0", "--store", "events.sqlite", secret=None
     )
-    try:
-        _out, err = process.communicate(timeout=60)  # it exits by itself
-    finally:
-        stop(process, signal.SIGKILL)
+    _out, err = stop(process, None, timeout=60)  # it exits by itself
 
     assert process.returncode == 2
     assert "MOBIZON_WEBHOOK_SECRET" in err and "--insecure-no-signature" in err

@@ -38,3 +38,15 @@ def test_a_process_that_stops_on_the_signal_keeps_its_exit_and_output() -> None:
 
     assert process.returncode == -signal.SIGINT  # ended by Ctrl-C itself, not killed
     assert out == "" and err is not None and "KeyboardInterrupt" in err
+
+
+def test_without_a_signal_it_waits_for_the_process_to_end_by_itself() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('done'); sys.exit(3)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+    out, _ = stop(process, None)
+
+    assert process.returncode == 3 and out == "done\n"
