@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -20,6 +21,28 @@ from mobizon_batch.errors import ConfigError
 DEFAULT_API_URL = "https://api.mobizon.kz"
 ENV_API_KEY = "MOBIZON_API_KEY"
 ENV_API_URL = "MOBIZON_API_URL"
+ENV_WEBHOOK_SECRET = "MOBIZON_WEBHOOK_SECRET"
+
+# The defaults the command line shows in its help.  They live here, at the
+# ground, so that building the parser (``--help``) loads none of the modules
+# that use them, and with them pandas, requests or phonenumbers; those
+# modules take them from here under their old names.
+#: seconds to wait for each API answer
+DEFAULT_TIMEOUT = 30.0
+#: API calls per second of the commands that only read (status, list)
+DEFAULT_READ_RATE = 10.0
+#: texts longer than this many segments are invalid
+DEFAULT_MAX_SEGMENTS = 6
+#: country of numbers written without a country code
+DEFAULT_REGION = "KZ"
+#: how far back the history guard looks for the same texts already sent
+DEFAULT_HISTORY_WINDOW = timedelta(hours=24)
+#: the languages the report workbook can be written in
+REPORT_LANGUAGES = ("en", "ru")
+#: share of answers the demo's emulator loses after sending
+DEMO_LOST_ANSWERS = 0.15
+#: the default for ``--max-input-mb``: what a list of a million rows needs, with room
+DEFAULT_MAX_INPUT_MB = 500
 
 T = TypeVar("T")
 

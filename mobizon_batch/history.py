@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from mobizon_batch.config import DEFAULT_HISTORY_WINDOW
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.listing import LIST_PAGE_SIZE, ListSource
 from mobizon_batch.retries import ReadPolicy, call_read
 
-DEFAULT_WINDOW = timedelta(hours=24)
+DEFAULT_WINDOW = DEFAULT_HISTORY_WINDOW
 #: Without a learned account clock the window is widened by the largest gap two zones can have.
 UNKNOWN_CLOCK_WIDENING = timedelta(hours=26)
 DEFAULT_MAX_CALLS = 5000

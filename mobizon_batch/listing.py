@@ -30,22 +30,12 @@ from mobizon_batch.config import parse_duration
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.retries import ReadPolicy, call_read
+from mobizon_batch.vocabulary import SORT_FIELDS as SORT_FIELDS
 from mobizon_batch.vocabulary import TIMESTAMP_FORMAT, SmsStatus
 
 LIST_PAGE_SIZE = 100
 #: Message/List allows at most this many campaign ids in ``criteria[campaignIds]``.
 MAX_CAMPAIGN_IDS = MAX_STATUS_IDS
-#: The sort fields the API documents, by a forgiving key (lower case, no "_").
-SORT_FIELDS = {
-    "campaignid": "campaignId",
-    "from": "from",
-    "to": "to",
-    "text": "text",
-    "status": "status",
-    "startsendts": "startSendTs",
-    "statusupdatets": "statusUpdateTs",
-    "segnum": "segNum",
-}
 #: API item field → export column.  Facts that a results file also holds get
 #: the results file's name, so an export can go straight into ``status`` and
 #: ``report``; the rest keep the API's names.  Unlisted fields follow, as named.

@@ -44,11 +44,10 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
 
+from mobizon_batch.config import DEFAULT_REGION as DEFAULT_REGION
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.phonebulk import BulkPath
 from mobizon_batch.phonefast import FastPath
-
-DEFAULT_REGION = "KZ"
 
 # Separators people put inside numbers; all of them are simply removed.
 _SEPARATORS = re.compile(r"[\s\-.()/\u2010-\u2015\u2212\u00b7]+")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from mobizon_batch.columns import ColumnKind, detect_column, find_column
+from mobizon_batch.config import DEFAULT_MAX_SEGMENTS as DEFAULT_MAX_SEGMENTS
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.journal import PlanEntry
 from mobizon_batch.phones import (
@@ -52,7 +53,6 @@ from mobizon_batch.table import InputTable, gc_paused, read_lines
 from mobizon_batch.texts import Template, count_segments_many, parse_template
 from mobizon_batch.vocabulary import SendState
 
-DEFAULT_MAX_SEGMENTS = 6
 REASON_SEPARATOR = "; "
 REASON_NO_TEXT = "the text is empty"
 REASON_OPTED_OUT = "the number is in the opt-out list"

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+from mobizon_batch.config import REPORT_LANGUAGES
 from mobizon_batch.resultfile import locate_columns
 
-LANGUAGES = ("en", "ru")
+LANGUAGES = REPORT_LANGUAGES
 
 _RU: dict[str, str] = {
     # sheets

@@ -17,6 +17,24 @@ from enum import StrEnum
 #: (account-local, no time zone), also used in journals, results files and reports.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
+#: How ``send`` sends: a request per row, or the list staged in Mobizon campaigns
+#: (here, not in ``runs.campaign``, so that ``send --help`` names them cheaply).
+SEND_MODES = ("message", "campaign")
+
+#: Message/List: the sort fields the API documents, by a forgiving key (lower case,
+#: no "_").  Here rather than in ``listing`` so that ``list --help`` names them
+#: without loading pandas.
+SORT_FIELDS = {
+    "campaignid": "campaignId",
+    "from": "from",
+    "to": "to",
+    "text": "text",
+    "status": "status",
+    "startsendts": "startSendTs",
+    "statusupdatets": "statusUpdateTs",
+    "segnum": "segNum",
+}
+
 
 class SendState(StrEnum):
     """What the plan decided for a row and what then happened to it.

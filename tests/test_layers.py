@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mobizon_batch"
@@ -60,3 +62,51 @@ def test_the_use_cases_never_print_or_exit() -> None:
     }
     assert calls == set()
     assert all("tqdm" not in imported(path) for path in runs)
+
+
+HEAVY = ("pandas", "numpy", "requests", "phonenumbers", "openpyxl", "python_calamine", "tqdm")
+
+
+def test_the_command_line_starts_without_the_heavy_modules() -> None:
+    """``--help`` (of the tool and of each command) builds the parser from argparse alone.
+
+    Each command imports its use case, and with it pandas, requests and the
+    rest, in the function that runs it; a module-level import of one of them
+    anywhere under ``cli`` costs every invocation a second or more.  Checked
+    in a fresh interpreter, where nothing is loaded yet.
+    """
+    script = (
+        "import sys\n"
+        "from mobizon_batch.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "parser.format_help()\n"
+        "commands = next(a for a in parser._actions if a.dest == 'command')\n"
+        "for sub in commands.choices.values():\n"
+        "    sub.format_help()\n"
+        "print(len(commands.choices))\n"
+        f"print(' '.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    count, loaded = done.stdout.splitlines()
+    assert int(count) >= 10
+    assert loaded == ""
+
+
+def test_a_command_still_loads_what_it_uses() -> None:
+    """The check above can fail: running a command's function loads its modules."""
+    script = (
+        "import sys\n"
+        "from mobizon_batch.cli import main\n"
+        "main(['validate', '--quiet', '-'])\n"
+        "print(' '.join(m for m in ('pandas', 'phonenumbers') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input="phone,text\n+77011234567,hi\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stdout.splitlines()[-1] == "pandas phonenumbers"

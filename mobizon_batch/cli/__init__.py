@@ -5,7 +5,9 @@ holds the flags several commands share; one module per command family
 (``validate``, ``send``, ``status`` with ``list`` and ``report``, ``jobs``,
 ``tools`` for balance, emulator and demo, ``webhook`` for the receiver of
 pushed delivery reports); ``output`` draws progress bars
-and summaries.  Each command parses, calls one use case from
+and summaries, ``terminal`` the steps of a job and of the demo.  The command
+modules import their use case (and pandas, requests, ...) in the function that
+runs it, so ``--help`` costs argparse alone.  Each command parses, calls one use case from
 ``mobizon_batch.runs``, renders its result and picks the exit code.
 """
 

@@ -27,7 +27,6 @@ from mobizon_batch.cli.status import add_list, add_report, add_status
 from mobizon_batch.cli.tools import add_balance, add_demo, add_emulator
 from mobizon_batch.cli.validate import add_validate
 from mobizon_batch.cli.webhook import add_webhook
-from mobizon_batch.client import RedactingFilter
 from mobizon_batch.config import ENV_API_KEY
 
 Handler = Callable[[argparse.Namespace], int]
@@ -99,6 +98,8 @@ def logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
     Everything is put back on the way out, so that ``main()`` called from a
     script leaves the caller's logging as it found it.
     """
+    from mobizon_batch.client import RedactingFilter  # loads requests: not for --help
+
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter([os.environ.get(ENV_API_KEY, "").strip()]))

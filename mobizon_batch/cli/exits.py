@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import TYPE_CHECKING
 
-from mobizon_batch.client import redact
 from mobizon_batch.config import ENV_API_KEY
 from mobizon_batch.errors import (
     ApiError,
@@ -21,7 +21,9 @@ from mobizon_batch.errors import (
     StorageError,
     TransportError,
 )
-from mobizon_batch.send import SendSummary
+
+if TYPE_CHECKING:
+    from mobizon_batch.send import SendSummary
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -78,6 +80,8 @@ def error_sentence(exc: BaseException) -> str:
 
 
 def redacted(text: str) -> str:
+    from mobizon_batch.client import redact  # requests: only when there is an error to print
+
     return redact(text, os.environ.get(ENV_API_KEY, "").strip())
 
 

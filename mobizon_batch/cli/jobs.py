@@ -8,39 +8,31 @@ import io
 import json
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mobizon_batch.cli.exits import (
-    EXIT_INCOMPLETE,
     EXIT_INTERNAL,
     EXIT_OK,
-    SOFT_EXITS,
     exit_code_for,
     report_error,
 )
 from mobizon_batch.cli.options import Commands
-from mobizon_batch.cli.output import TerminalObserver, count_bar
 from mobizon_batch.cli.send import finish_send
 from mobizon_batch.cli.status import finish_report, finish_status
-from mobizon_batch.client import RedactingFilter, redact
-from mobizon_batch.config import ENV_API_KEY
+from mobizon_batch.config import DEFAULT_MAX_INPUT_MB, ENV_API_KEY
 from mobizon_batch.errors import ConfigError, MobizonBatchError
-from mobizon_batch.jobs import Job, check_summary_path, load_job
+from mobizon_batch.jobs import check_summary_path, load_job
 from mobizon_batch.private_files import open_private_append
-from mobizon_batch.report import ReportSummary
-from mobizon_batch.runs.campaign import MESSAGE
-from mobizon_batch.runs.jobs import JobResult, StepOptions, StepResult, job_paths, run_job
-from mobizon_batch.runs.report import ReportResult
-from mobizon_batch.runs.send import SendListOptions, SendListResult
-from mobizon_batch.runs.status import StatusOptions, StatusResult
-from mobizon_batch.send import SendOptions
-from mobizon_batch.table import DEFAULT_MAX_INPUT_MB, atomic_file
-from mobizon_batch.vocabulary import TIMESTAMP_FORMAT
+from mobizon_batch.vocabulary import SEND_MODES
+
+# The use cases and what they load (pandas, requests, openpyxl) are imported
+# by the functions that need them: ``--help`` builds the parser from argparse alone.
+if TYPE_CHECKING:
+    from mobizon_batch.runs.jobs import JobResult, StepOptions, StepResult
 
 
 def add_run(commands: Commands) -> None:
@@ -66,57 +58,12 @@ def add_run(commands: Commands) -> None:
     parser.set_defaults(handler=run_job_command)
 
 
-class JobTerminal(TerminalObserver):
-    """Each step as the command of the same name shows it, with its exit code.
-
-    A job prints the summaries even with ``--quiet`` (the job's own quiet
-    only silences the screen, the log still gets everything).
-    """
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        super().__init__(argparse.Namespace(quiet=False, verbose=args.verbose))
-        self.codes: list[tuple[str, int]] = []
-        self.run_args = args
-
-    def step_started(self, step: str, options: StepOptions) -> None:
-        shown = shlex.join(["mobizon-batch", *command_line(step, options)])
-        print(f"\n== {step}: {shown}", flush=True)
-        if isinstance(options, StatusOptions):
-            waiting = options.wait is not None
-            self.waiting, self.rounds = waiting, 0
-            bar = count_bar(
-                self.args, "row" if waiting else "id", "final" if waiting else "checked"
-            )
-            self.status_bar = bar
-
-    def step_finished(self, step: StepResult) -> None:
-        if self.status_bar is not None:
-            self.status_bar.close()
-            self.status_bar = None
-        self.codes.append((step.step, step_exit_code(self.args, step)))
-
-    def combined(self) -> int:
-        """A hard failure's code if a step had one, else 4 if a step was incomplete, else 0."""
-        for _, code in self.codes:
-            if code not in SOFT_EXITS:
-                return code
-        return EXIT_INCOMPLETE if any(c == EXIT_INCOMPLETE for _, c in self.codes) else EXIT_OK
-
-    @contextlib.contextmanager
-    def job_running(self, job: Job, took_over: str) -> Iterator[None]:
-        started = datetime.now()
-        with job_log(job.log, self.run_args.quiet):
-            print(f"=== job {job.name}, {started:{TIMESTAMP_FORMAT}}, process {os.getpid()}")
-            if took_over:
-                print(
-                    f"warning: took over the lock of a run that died ({took_over})", file=sys.stderr
-                )
-            yield
-            print(f"=== job {job.name} finished with exit code {self.combined()}")
-
-
 def step_exit_code(args: argparse.Namespace, step: StepResult) -> int:
     """Render a step's result (or error) as its command would, and give its exit code."""
+    from mobizon_batch.runs.report import ReportResult
+    from mobizon_batch.runs.send import SendListResult
+    from mobizon_batch.runs.status import StatusResult
+
     try:
         if step.error is not None:
             raise step.error
@@ -133,6 +80,10 @@ def step_exit_code(args: argparse.Namespace, step: StepResult) -> int:
 
 def command_line(step: str, options: StepOptions) -> list[str]:
     """The command that does what a step does, for the log (the job's own URL left out)."""
+    from mobizon_batch.runs.send import SendListOptions
+    from mobizon_batch.runs.status import StatusOptions
+    from mobizon_batch.send import SendOptions
+
     if isinstance(options, SendListOptions):
         argv = ["send", str(options.input), "-o", str(options.output)]
         read, plan, send = options.read, options.plan, options.send
@@ -152,7 +103,7 @@ def command_line(step: str, options: StepOptions) -> list[str]:
             ("--timezone", options.timezone),
             ("--send-window", options.send_window),
             ("--journal", options.journal),
-            ("--mode", options.mode if options.mode != MESSAGE else None),
+            ("--mode", options.mode if options.mode != SEND_MODES[0] else None),
             ("--max-cost", options.campaign.max_cost),
         ]
         if read.max_input_mb != DEFAULT_MAX_INPUT_MB:
@@ -174,6 +125,9 @@ def command_line(step: str, options: StepOptions) -> list[str]:
 
 
 def run_job_command(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.terminal import JobTerminal
+    from mobizon_batch.runs.jobs import job_paths, run_job
+
     started = datetime.now()
     facts: dict[str, Any] = {
         "job_file": str(args.job),
@@ -210,7 +164,7 @@ def run_job_command(args: argparse.Namespace) -> int:
 
 def figures(result: JobResult) -> dict[str, Any]:
     """Counts by send_status and by delivery status, and segments, for the JSON summary."""
-    summary: ReportSummary | None = result.figures
+    summary = result.figures
     if summary is None:
         return {}
     by_send = _ordered(summary.by_send_status)
@@ -233,6 +187,8 @@ def _ordered(counts: Mapping[str, int]) -> dict[str, int]:
 
 def write_json(path: Path, facts: Mapping[str, Any]) -> None:
     """Write the summary, but never over a file that is not one (a mistyped --summary)."""
+    from mobizon_batch.table import atomic_file
+
     text = json.dumps(facts, ensure_ascii=False, indent=2) + "\n"
     if not _is_json_or_absent(path):
         print(
@@ -268,13 +224,16 @@ class _Tee(io.TextIOBase):
     """
 
     def __init__(self, screen: TextIO, log: TextIO, quiet: bool) -> None:
+        from mobizon_batch.client import redact
+
         self.screen, self.log, self.quiet = screen, log, quiet
+        self.redact = redact
 
     def write(self, text: str) -> int:
         if not self.quiet:
             self.screen.write(text)
         if "\r" not in text:
-            self.log.write(redact(text, os.environ.get(ENV_API_KEY, "").strip()))
+            self.log.write(self.redact(text, os.environ.get(ENV_API_KEY, "").strip()))
         return len(text)
 
     def flush(self) -> None:
@@ -289,6 +248,8 @@ class _Tee(io.TextIOBase):
 @contextlib.contextmanager
 def job_log(path: Path, quiet: bool) -> Iterator[Path]:
     """Send everything printed (and logged) during the job to ``path`` as well."""
+    from mobizon_batch.client import RedactingFilter
+
     try:
         log_file = open_private_append(path)  # owner-only when new; closed below
     except OSError as exc:

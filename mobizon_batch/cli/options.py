@@ -10,15 +10,22 @@ import argparse
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-from mobizon_batch.config import parse_duration
+from mobizon_batch.config import (
+    DEFAULT_MAX_INPUT_MB,
+    DEFAULT_MAX_SEGMENTS,
+    DEFAULT_READ_RATE,
+    DEFAULT_REGION,
+    DEFAULT_TIMEOUT,
+    parse_duration,
+)
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.prepare import DEFAULT_MAX_SEGMENTS, PlanOptions
 from mobizon_batch.runs import checks
-from mobizon_batch.runs.common import DEFAULT_TIMEOUT, ApiOptions, ReadOptions
-from mobizon_batch.runs.status import DEFAULT_READ_RATE
-from mobizon_batch.table import DEFAULT_MAX_INPUT_MB
+
+if TYPE_CHECKING:
+    from mobizon_batch.prepare import PlanOptions
+    from mobizon_batch.runs.common import ApiOptions, ReadOptions
 
 #: what ``add_subparsers`` returns, which every ``add_<command>`` takes
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -112,6 +119,8 @@ def add_api_options(parser: argparse.ArgumentParser) -> None:
 
 
 def api_options_from_args(args: argparse.Namespace) -> ApiOptions:
+    from mobizon_batch.runs.common import ApiOptions
+
     return ApiOptions(api_url=args.api_url, timeout=args.timeout)
 
 
@@ -191,9 +200,9 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
     checks_group = parser.add_argument_group("checks")
     checks_group.add_argument(
         "--region",
-        default="KZ",
+        default=DEFAULT_REGION,
         metavar="CC",
-        help="country of numbers written without a country code (default: KZ)",
+        help=f"country of numbers written without a country code (default: {DEFAULT_REGION})",
     )
     checks_group.add_argument(
         "--accept-possible",
@@ -228,6 +237,8 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 def plan_options_from_args(args: argparse.Namespace) -> PlanOptions:
     """PlanOptions from the flags ``add_plan_options`` added."""
+    from mobizon_batch.prepare import PlanOptions  # pandas, phonenumbers: not for --help
+
     return PlanOptions(
         phone_column=args.phone_column,
         text_column=args.text_column,
@@ -241,6 +252,8 @@ def plan_options_from_args(args: argparse.Namespace) -> PlanOptions:
 
 
 def read_options_from_args(args: argparse.Namespace) -> ReadOptions:
+    from mobizon_batch.runs.common import ReadOptions
+
     return ReadOptions(
         encoding=args.encoding,
         delimiter=args.delimiter,

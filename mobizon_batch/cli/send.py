@@ -6,13 +6,8 @@ import argparse
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mobizon_batch.cli.campaign import (
-    campaign_exit_code,
-    campaign_plan_lines,
-    print_campaign_summary,
-)
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK, EXIT_STOPPED, send_exit_code
 from mobizon_batch.cli.options import (
     Commands,
@@ -29,17 +24,15 @@ from mobizon_batch.cli.options import (
     read_options_from_args,
     validity,
 )
-from mobizon_batch.cli.output import (
-    TerminalObserver,
-    json_output,
-    plan_facts,
-    print_json,
-    say,
-)
-from mobizon_batch.history import DEFAULT_WINDOW, GuardReport
-from mobizon_batch.runs.campaign import MESSAGE, MODES, CampaignChoice
-from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
-from mobizon_batch.send import SendOptions, SendSummary
+from mobizon_batch.config import DEFAULT_HISTORY_WINDOW
+from mobizon_batch.vocabulary import SEND_MODES
+
+# The use case and what it loads (pandas, requests, phonenumbers) are imported
+# by the functions that run it: ``--help`` builds the parser from argparse alone.
+if TYPE_CHECKING:
+    from mobizon_batch.history import GuardReport
+    from mobizon_batch.runs.send import SendListOptions, SendListResult
+    from mobizon_batch.send import SendSummary
 
 
 def add_send(commands: Commands) -> None:
@@ -100,8 +93,8 @@ def add_send(commands: Commands) -> None:
     mode = parser.add_argument_group("mode")
     mode.add_argument(
         "--mode",
-        choices=MODES,
-        default=MESSAGE,
+        choices=SEND_MODES,
+        default=SEND_MODES[0],
         help="message: one SendSmsMessage a row (default); campaign: stage the list in "
         "Mobizon campaigns, show the price, then send each campaign once",
     )
@@ -150,7 +143,7 @@ def add_send(commands: Commands) -> None:
     pace.add_argument(
         "--resend-window",
         type=duration,
-        default=DEFAULT_WINDOW.total_seconds(),
+        default=DEFAULT_HISTORY_WINDOW.total_seconds(),
         metavar="DURATION",
         help="how far back the history guard looks, like 90m, 24h or 2d (default: 24h)",
     )
@@ -167,6 +160,10 @@ def add_send(commands: Commands) -> None:
 
 def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
     """The use case's options from the flags."""
+    from mobizon_batch.runs.campaign import CampaignChoice
+    from mobizon_batch.runs.send import SendListOptions
+    from mobizon_batch.send import SendOptions
+
     return SendListOptions(
         input=args.input,
         plan=plan_options_from_args(args),
@@ -198,6 +195,9 @@ def send_options_from_args(args: argparse.Namespace) -> SendListOptions:
 
 
 def run_send(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.output import TerminalObserver, json_output, print_json
+    from mobizon_batch.runs.send import send_list
+
     with json_output(args) as stream:
         result = send_list(send_options_from_args(args), TerminalObserver(args))
         code = finish_send(args, result)
@@ -208,6 +208,13 @@ def run_send(args: argparse.Namespace) -> int:
 
 def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
     """Print how a send ended and pick its exit code (also a job's send step)."""
+    from mobizon_batch.cli.campaign import (
+        campaign_exit_code,
+        campaign_plan_lines,
+        print_campaign_summary,
+    )
+    from mobizon_batch.cli.output import say
+
     if result.dry_run:
         print(f"dry run: nothing was sent; planned results: {result.planned}")
         for line in campaign_plan_lines(result.campaign_drafts):
@@ -251,6 +258,8 @@ def finish_send(args: argparse.Namespace, result: SendListResult) -> int:
 
 def send_facts(result: SendListResult, code: int) -> dict[str, Any]:
     """The JSON object of ``send --json``: the plan's counts, the rows' states, the files."""
+    from mobizon_batch.cli.output import plan_facts
+
     facts: dict[str, Any] = {
         "exit_code": code,
         "dry_run": result.dry_run,
@@ -280,6 +289,8 @@ def send_facts(result: SendListResult, code: int) -> dict[str, Any]:
 def print_send_summary(
     args: argparse.Namespace, summary: SendSummary, results_path: Path, journal_path: Path
 ) -> None:
+    from mobizon_batch.cli.output import say
+
     counts = summary.counts
     order = (
         "sent",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobizon_batch.cli.exits import EXIT_INCOMPLETE, EXIT_OK
 from mobizon_batch.cli.options import (
@@ -15,25 +15,16 @@ from mobizon_batch.cli.options import (
     duration,
     positive_duration,
 )
-from mobizon_batch.cli.output import (
-    TerminalObserver,
-    count_bar,
-    format_duration,
-    json_output,
-    print_json,
-)
-from mobizon_batch.listing import SORT_FIELDS, ListExport, parse_sort
-from mobizon_batch.report import ReportSummary
-from mobizon_batch.reportlang import LANGUAGES
-from mobizon_batch.runs.report import (
-    ExportOptions,
-    ReportOptions,
-    ReportResult,
-    build_report,
-    export_list,
-)
-from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
-from mobizon_batch.vocabulary import NOT_FOUND
+from mobizon_batch.config import REPORT_LANGUAGES
+from mobizon_batch.vocabulary import NOT_FOUND, SORT_FIELDS
+
+# The use cases and what they load (pandas, requests, openpyxl) are imported
+# by the functions that run them: ``--help`` builds the parser from argparse alone.
+if TYPE_CHECKING:
+    from mobizon_batch.listing import ListExport
+    from mobizon_batch.report import ReportSummary
+    from mobizon_batch.runs.report import ReportResult
+    from mobizon_batch.runs.status import StatusResult
 
 
 def add_status(commands: Commands) -> None:
@@ -80,6 +71,9 @@ def add_status(commands: Commands) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.output import TerminalObserver, count_bar, json_output, print_json
+    from mobizon_batch.runs.status import StatusOptions, refresh_statuses
+
     options = StatusOptions(
         args.results,
         output=args.output,
@@ -141,6 +135,8 @@ def finish_status(result: StatusResult) -> int:
 
 
 def print_refresh(outcome: StatusResult) -> None:
+    from mobizon_batch.cli.output import format_duration
+
     result, waited = outcome.refresh, outcome.wait
     if result.skipped:
         examples = "; ".join(result.skipped_examples)
@@ -233,6 +229,10 @@ def add_list(commands: Commands) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.output import TerminalObserver, count_bar
+    from mobizon_batch.listing import parse_sort
+    from mobizon_batch.runs.report import ExportOptions, export_list
+
     options = ExportOptions(
         args.output,
         since=args.since,
@@ -285,7 +285,7 @@ def add_report(commands: Commands) -> None:
     parser.add_argument("--sheet", metavar="NAME", help="the worksheet to read (XLSX)")
     parser.add_argument(
         "--lang",
-        choices=LANGUAGES,
+        choices=REPORT_LANGUAGES,
         help="language of the report's sheets, labels and headers (default: ru when the "
         "locale is Russian or Kazakh, else en); the results file's columns keep their names",
     )
@@ -295,6 +295,9 @@ def add_report(commands: Commands) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.output import json_output, print_json
+    from mobizon_batch.runs.report import ReportOptions, build_report
+
     options = ReportOptions(args.results, args.output, args.sheet, lang=args.lang)
     with json_output(args) as stream:
         result = build_report(options)

@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mobizon_batch.cli.exits import EXIT_OK
-from mobizon_batch.cli.jobs import JobTerminal
 from mobizon_batch.cli.options import (
     Commands,
     add_api_options,
@@ -21,11 +20,11 @@ from mobizon_batch.cli.options import (
     port,
     rate,
 )
-from mobizon_batch.cli.output import format_money
+from mobizon_batch.config import ENV_WEBHOOK_SECRET as SECRET_VARIABLE
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.runs.common import account_balance
-from mobizon_batch.runs.demo import DEMO_LOST_ANSWERS, DemoObserver, run_demo
-from mobizon_batch.runs.webhook import SECRET_VARIABLE
+
+# Each command imports its use case in the function that runs it: ``--help``
+# builds the parser from argparse alone.
 
 
 def add_balance(commands: Commands) -> None:
@@ -40,6 +39,9 @@ def add_balance(commands: Commands) -> None:
 
 
 def run_balance(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.output import format_money
+    from mobizon_batch.runs.common import account_balance
+
     balance = account_balance(api_options_from_args(args))
     print(
         f"Balance: {format_money(balance.amount)} {balance.currency}".rstrip()
@@ -243,20 +245,10 @@ def add_demo(commands: Commands) -> None:
     parser.set_defaults(handler=run_demo_command)
 
 
-class DemoTerminal(JobTerminal, DemoObserver):
-    """The job's step lines, plus the demo's own introduction."""
-
-    def demo_list(self, path: Path) -> None:
-        print("mobizon-batch demo: the whole flow against the built-in API emulator (offline)")
-        print(f"  the list: {path}")
-        print("            (Cyrillic texts, a repeated row, invalid and opted-out rows)")
-
-    def demo_api(self, url: str) -> None:
-        lost = f"{DEMO_LOST_ANSWERS:.0%}"
-        print(f"  the API:  emulator at {url}, losing {lost} of answers on purpose")
-
-
 def run_demo_command(args: argparse.Namespace) -> int:
+    from mobizon_batch.cli.terminal import DemoTerminal
+    from mobizon_batch.runs.demo import run_demo
+
     observer = DemoTerminal(args)
     demo = run_demo(args.out, observer)
     code = observer.combined()

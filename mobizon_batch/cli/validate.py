@@ -12,14 +12,6 @@ from mobizon_batch.cli.options import (
     plan_options_from_args,
     read_options_from_args,
 )
-from mobizon_batch.cli.output import (
-    TerminalObserver,
-    json_output,
-    plan_facts,
-    print_json,
-    print_plan_summary,
-)
-from mobizon_batch.runs.validate import ValidateOptions, validate_list
 
 
 def add_validate(commands: Commands) -> None:
@@ -48,6 +40,16 @@ def add_validate(commands: Commands) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    # Here, not at the top: ``--help`` must not load pandas and phonenumbers.
+    from mobizon_batch.cli.output import (
+        TerminalObserver,
+        json_output,
+        plan_facts,
+        print_json,
+        print_plan_summary,
+    )
+    from mobizon_batch.runs.validate import ValidateOptions, validate_list
+
     options = ValidateOptions(
         input=args.input,
         plan=plan_options_from_args(args),

@@ -21,19 +21,19 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobizon_batch.cli.exits import EXIT_OK
 from mobizon_batch.cli.options import Commands, positive_int
-from mobizon_batch.client import RedactingFilter
+from mobizon_batch.config import DEFAULT_REGION
+from mobizon_batch.config import ENV_WEBHOOK_SECRET as SECRET_VARIABLE
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.phones import DEFAULT_REGION
-from mobizon_batch.runs.webhook import (
-    SECRET_VARIABLE,
-    Receiver,
-    ReceiverOptions,
-    export_optout,
-)
 from mobizon_batch.webhook_app import DEFAULT_MAX_BODY
+
+# The receiver and the export are imported by the functions that run them:
+# ``--help`` builds the parser from argparse alone.
+if TYPE_CHECKING:
+    from mobizon_batch.runs.webhook import Receiver
 
 # A filter on a logger does not see its children's records, so each logger that
 # writes while serving is named: waitress logs the task queue under its own child.
@@ -97,6 +97,8 @@ def add_webhook(commands: Commands) -> None:
 def cmd_webhook(args: argparse.Namespace) -> int:
     if args.export_optout is not None:
         return _export(args)
+    from mobizon_batch.runs.webhook import Receiver, ReceiverOptions
+
     host, port = args.listen
     options = ReceiverOptions(
         store=Path(args.store),
@@ -131,6 +133,8 @@ def cmd_webhook(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     if args.insecure_no_signature:
         raise ConfigError("--insecure-no-signature only applies with --listen")
+    from mobizon_batch.runs.webhook import export_optout
+
     done = export_optout(args.store, args.export_optout, args.region)
     print(
         f"Added {done.added} number(s) to {done.path} "
@@ -142,6 +146,8 @@ def _export(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _event_log(secret: str | None) -> Iterator[None]:
     """Event lines (INFO) on, and the secret taken out of every line, while serving."""
+    from mobizon_batch.client import RedactingFilter
+
     redacting = RedactingFilter([secret or ""])
     saved = []
     for name in _LOGGERS:

@@ -23,9 +23,10 @@ from mobizon_batch.journal import Journal
 from mobizon_batch.prepare import Plan
 from mobizon_batch.runs.common import Observer
 from mobizon_batch.send import SendOptions
+from mobizon_batch.vocabulary import SEND_MODES
 
-MESSAGE, CAMPAIGN = "message", "campaign"
-MODES = (MESSAGE, CAMPAIGN)
+MESSAGE, CAMPAIGN = SEND_MODES
+MODES = SEND_MODES
 
 
 @dataclass(frozen=True)

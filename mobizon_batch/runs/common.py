@@ -20,6 +20,7 @@ from pathlib import Path
 from mobizon_batch.campaign_pass import CampaignProgress, Quote
 from mobizon_batch.client import MobizonClient, host_of
 from mobizon_batch.columns import header_check
+from mobizon_batch.config import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
 from mobizon_batch.config import api_settings
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.paths import same_file
@@ -39,7 +40,6 @@ from mobizon_batch.table import (
 from mobizon_batch.texts import parse_template
 
 #: How long to wait for each answer, in seconds, unless told otherwise.
-DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobizon_batch.config import DEMO_LOST_ANSWERS as DEMO_LOST_ANSWERS
 from mobizon_batch.emulator import EmulatorConfig, MobizonEmulator, emulator_url_for_env
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.journal import default_journal_path
@@ -23,7 +24,6 @@ from mobizon_batch.send import SendOptions
 DEMO_KEY = "demo-key-0000000000000000000000000000000"
 DEMO_MARK = ".mobizon-demo"
 #: share of answers the demo's emulator loses on purpose, to show the recovery
-DEMO_LOST_ANSWERS = 0.15
 #: the demo's campaign-mode send: a reminder to the whole list, one template campaign
 #: (a text the first send did not use, so the history guard has nothing to hold back)
 DEMO_TEMPLATE = "{Имя}, напоминаем: скидка 20% действует до воскресенья."

@@ -25,6 +25,7 @@ import pandas as pd
 
 from mobizon_batch.campaign_status import mark_declined
 from mobizon_batch.client import MobizonClient, StatusRecord
+from mobizon_batch.config import DEFAULT_READ_RATE as DEFAULT_READ_RATE
 from mobizon_batch.errors import ConfigError, InputError
 from mobizon_batch.ratelimit import RateLimiter
 from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, with_integer_cells
@@ -41,7 +42,6 @@ from mobizon_batch.status_events import fill_from_events
 from mobizon_batch.table import InputTable, ReadLimits, check_output_path, read_table, write_table
 from mobizon_batch.webhook_store import EventStore
 
-DEFAULT_READ_RATE = 10.0
 DEFAULT_WAIT_INTERVAL = 60.0
 
 

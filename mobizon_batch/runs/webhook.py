@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobizon_batch.config import ENV_WEBHOOK_SECRET
 from mobizon_batch.errors import ConfigError
 from mobizon_batch.phones import DEFAULT_REGION, parse_optout_text
 from mobizon_batch.table import atomic_file, decode_text_file
@@ -22,7 +23,7 @@ from mobizon_batch.webhook_app import DEFAULT_MAX_BODY, Secret, WebhookApp, norm
 from mobizon_batch.webhook_server import WsgiServer
 from mobizon_batch.webhook_store import EventStore, StoreCounts
 
-SECRET_VARIABLE = "MOBIZON_WEBHOOK_SECRET"
+SECRET_VARIABLE = ENV_WEBHOOK_SECRET
 #: Mobizon's limit for the secret key field in the panel.
 MAX_SECRET = 255
 

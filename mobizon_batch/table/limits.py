@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from mobizon_batch.config import DEFAULT_MAX_INPUT_MB as DEFAULT_MAX_INPUT_MB
 from mobizon_batch.errors import InputError
 
 MB = 1024 * 1024
-#: The default for ``--max-input-mb``: what a list of a million rows needs, with room.
-DEFAULT_MAX_INPUT_MB = 500
 #: A part bigger than its share of the limit may not unpack to more than this many
 #: times its packed size: real sheets pack 5 to 20 times, bombs a thousand.
 MAX_RATIO = 100
