@@ -417,16 +417,25 @@ class Journal:
 
     # --------------------------------------------------------- the send pass
 
-    def claim(self, row_keys: Sequence[str]) -> tuple[str, list[str]]:
+    def claim(
+        self, row_keys: Sequence[str], outcomes: Sequence[Outcome] = ()
+    ) -> tuple[str, list[str]]:
         """Commit the intent to send these rows now: ``(intent time, keys claimed)``.
 
         Committed (with a full sync) before any request for them is made.  Only
         rows still ``pending`` or ``unknown`` are claimed: a row already sent,
         failed or in flight is never handed out again, whatever the caller asks.
+
+        ``outcomes`` of attempts that ended are recorded first, in the same
+        transaction: a send pass hands out new rows as answers come in, and
+        one full sync for both halves the syncs a row costs (the sync, not
+        the request, is what bounds a fast pass); each outcome is as durable,
+        and no later, as with ``record`` just before.
         """
         stamp = now_text()
         claimed: list[str] = []
         with self._transaction() as db:
+            self._record_in(db, outcomes, stamp)
             for key in row_keys:
                 cursor = db.execute(
                     "UPDATE rows SET state=?, intent_at=?, updated_at=? "
@@ -446,38 +455,41 @@ class Journal:
         """
         if not outcomes:
             return
-        stamp = now_text()
         with self._transaction() as db:
-            for outcome in outcomes:
-                state, error = outcome.state, outcome.error
-                if outcome.message_id is not None:
-                    owner = db.execute(
-                        "SELECT row_key FROM rows WHERE message_id=?", (outcome.message_id,)
-                    ).fetchone()
-                    if owner is not None and owner[0] != outcome.row_key:
-                        state = SendState.UNKNOWN
-                        error = (
-                            f"the API answered with message id {outcome.message_id}, "
-                            f"which already belongs to another row"
-                        )
-                        outcome = Outcome(outcome.row_key, state, outcome.attempts, error=error)
-                db.execute(
-                    "UPDATE rows SET state=?, attempts=attempts+?,"
-                    " message_id=COALESCE(?, message_id), campaign_id=COALESCE(?, campaign_id),"
-                    " error_code=?, error=?, sent_at=COALESCE(?, sent_at), updated_at=?"
-                    " WHERE row_key=?",
-                    (
-                        state,
-                        outcome.attempts,
-                        outcome.message_id,
-                        outcome.campaign_id,
-                        outcome.error_code,
-                        error,
-                        stamp if state == SendState.SENT else None,
-                        stamp,
-                        outcome.row_key,
-                    ),
-                )
+            self._record_in(db, outcomes, now_text())
+
+    @staticmethod
+    def _record_in(db: sqlite3.Connection, outcomes: Sequence[Outcome], stamp: str) -> None:
+        for outcome in outcomes:
+            state, error = outcome.state, outcome.error
+            if outcome.message_id is not None:
+                owner = db.execute(
+                    "SELECT row_key FROM rows WHERE message_id=?", (outcome.message_id,)
+                ).fetchone()
+                if owner is not None and owner[0] != outcome.row_key:
+                    state = SendState.UNKNOWN
+                    error = (
+                        f"the API answered with message id {outcome.message_id}, "
+                        f"which already belongs to another row"
+                    )
+                    outcome = Outcome(outcome.row_key, state, outcome.attempts, error=error)
+            db.execute(
+                "UPDATE rows SET state=?, attempts=attempts+?,"
+                " message_id=COALESCE(?, message_id), campaign_id=COALESCE(?, campaign_id),"
+                " error_code=?, error=?, sent_at=COALESCE(?, sent_at), updated_at=?"
+                " WHERE row_key=?",
+                (
+                    state,
+                    outcome.attempts,
+                    outcome.message_id,
+                    outcome.campaign_id,
+                    outcome.error_code,
+                    error,
+                    stamp if state == SendState.SENT else None,
+                    stamp,
+                    outcome.row_key,
+                ),
+            )
 
     def adopt(self, row_key: str, candidates: Sequence[tuple[int, int | None]]) -> int | None:
         """Give ``row_key`` the first candidate message no other row owns.

@@ -176,9 +176,19 @@ class Run:
         self.owner._halt.set()
 
     def loop(self) -> None:
+        # Outcomes wait for the next dispatch, which records them in the
+        # transaction that commits the next intents (one sync for both);
+        # ``record`` takes what no dispatch took along.
+        outcomes: list[Outcome] = []
+        answered = False
         while True:
             if self.dispatching:
-                self.dispatch()
+                self.dispatch(outcomes)
+            self.record(outcomes)
+            if answered:
+                self.report()
+                self.checkpointer.maybe_run()
+                answered = False
             if not self.in_flight:
                 if not self.dispatching or (not self.pending and not self.due):
                     return
@@ -187,22 +197,19 @@ class Run:
                     self.owner._sleep(min(0.2, max(0.0, wake - self.clock())))
                 continue
             done, _ = wait(list(self.in_flight), timeout=0.2, return_when=FIRST_COMPLETED)
-            outcomes: list[Outcome] = []
             for future in done:
                 task = self.in_flight.pop(future)
                 self.busy_pairs.discard((task.row.recipient, task.row.text))
                 result = future.result()
                 self.unreachable_streak = self.unreachable_streak + 1 if result.unreachable else 0
                 self.absorb(result, outcomes)
-            self.record(outcomes)
+            answered = True
             if self.unreachable_streak >= self.options.unreachable_after and self.dispatching:
                 self.summary.unreachable = (
                     f"{self.unreachable_streak} rows in a row could not reach the API; "
                     f"stopped sending (the rest stay pending: run the same command again)"
                 )
                 self.halt()
-            self.report()
-            self.checkpointer.maybe_run()
 
     def shutdown(self) -> None:
         # Wait for every request in flight: the journal must outlive them all.
@@ -210,8 +217,12 @@ class Run:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.checkpointer.finish()
 
-    def dispatch(self) -> None:
-        """Hand out due searches first, then claim and hand out pending rows."""
+    def dispatch(self, outcomes: list[Outcome]) -> None:
+        """Hand out due searches first, then claim and hand out pending rows.
+
+        The claim records ``outcomes`` too (and empties the list): one
+        transaction, one sync.
+        """
         now = self.clock()
         for item in sorted(self.due, key=lambda d: d.at):
             if len(self.in_flight) >= self.capacity or item.at > now:
@@ -238,7 +249,8 @@ class Run:
         if not batch:
             return
         # The intent is committed (fully synced) before any of these requests leaves.
-        intent_at, claimed = self.journal.claim([row.row_key for row in batch])
+        intent_at, claimed = self.journal.claim([row.row_key for row in batch], outcomes)
+        outcomes.clear()
         claimed_keys = set(claimed)
         for row in batch:
             if row.row_key not in claimed_keys:  # already settled: never handed out twice

@@ -151,3 +151,21 @@ def test_a_full_disk_is_a_storage_error_and_what_was_committed_stays(tmp_path: P
         journal.record([Outcome("a", SENT, 1, 100)])  # and the journal goes on once there is room
     with Journal(path) as journal:
         assert journal.counts() == {SENT: 1, PENDING: 1}
+def test_a_claim_records_the_finished_outcomes_in_its_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    with Journal(path) as journal:
+        journal.register([entry("a"), entry("b"), entry("c"), entry("d")])
+        journal.claim(["a", "b"])
+        journal.record([Outcome("a", SENT, 1, 100, 1)])
+        done = [Outcome("b", SENT, 1, 100, 2)]  # an id a owns: stored unknown, as by record
+        intent, claimed = journal.claim(["c"], [*done, Outcome("a", SENT, 1, 100, 1)])
+        assert claimed == ["c"]
+        b = journal.get("b")
+        assert b is not None and b.state == UNKNOWN and "another row" in b.error
+        # Both halves were committed: another connection sees them.
+        with sqlite3.connect(path) as db:
+            rows = dict(db.execute("SELECT row_key, state FROM rows").fetchall())
+            assert rows == {"a": SENT, "b": UNKNOWN, "c": SENDING, "d": PENDING}
+            assert db.execute("SELECT intent_at FROM rows WHERE row_key='c'").fetchone() == (
+                intent,
+            )

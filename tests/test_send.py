@@ -7,6 +7,7 @@ The command-line tests (test_cli_send.py) repeat the headline cases through
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -341,3 +342,44 @@ def test_checkpoints_take_at_most_a_tenth_of_a_long_pass() -> None:
     assert len(runs) > 5
     assert busy / now[0] < 0.10
     assert min(b - a for a, b in itertools.pairwise(runs[1:])) >= 20.0
+
+
+def test_each_intent_is_committed_before_its_request_with_one_sync_per_answer(
+    emulator: MobizonEmulator, client: MobizonClient, journal: Journal
+) -> None:
+    """The outcomes ride along with the next intents: one commit per answer.
+
+    At the moment each request leaves, another connection already sees its
+    row ``sending`` with its intent (committed, not cached).
+    """
+    count = 200
+    journal.register(plan(count))
+    seen = sqlite3.connect(journal.path, check_same_thread=False)
+    seen_lock = threading.Lock()
+    unsynced: list[str] = []
+    original = client.send_sms
+
+    def checked(recipient: str, *args: object, **kwargs: object) -> object:
+        with seen_lock:
+            state = seen.execute(
+                "SELECT state FROM rows WHERE recipient=? AND intent_at IS NOT NULL",
+                (recipient,),
+            ).fetchone()
+        if state is None or state[0] != SENDING:
+            unsynced.append(recipient)
+        return original(recipient, *args, **kwargs)  # type: ignore[arg-type]
+
+    commits: list[str] = []
+    client.send_sms = checked  # type: ignore[method-assign]
+    journal._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    try:
+        summary = make_pass(client, journal, workers=1).run()
+    finally:
+        journal._db.set_trace_callback(None)
+        seen.close()
+    assert summary.counts == {SENT: count}
+    assert unsynced == []
+    # One worker: an answer at a time.  Each answer costs one commit (its outcome
+    # with the next intent; before, two), plus the first claim, the recovery of
+    # a crash's rows and what the pass keeps at the end.
+    assert len(commits) <= count + 5
