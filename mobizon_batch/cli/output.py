@@ -17,20 +17,22 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
 from mobizon_batch.campaign_pass import CampaignProgress, Quote
 from mobizon_batch.cli.exits import EXIT_INTERRUPTED
-from mobizon_batch.prepare import Plan
 from mobizon_batch.rowchecks import INVISIBLE_NAMES
-from mobizon_batch.runs.common import SendStart
-from mobizon_batch.runs.jobs import JobObserver
-from mobizon_batch.runs.preflight import PreFlight
-from mobizon_batch.send import SendProgress
-from mobizon_batch.status import RefreshResult
+from mobizon_batch.runs.common import JobObserver
 from mobizon_batch.vocabulary import SendState
+
+if TYPE_CHECKING:
+    from mobizon_batch.prepare import Plan
+    from mobizon_batch.runs.common import SendStart
+    from mobizon_batch.runs.preflight import PreFlight
+    from mobizon_batch.send import SendProgress
+    from mobizon_batch.status import RefreshResult
 
 
 def say(args: argparse.Namespace, line: str) -> None:

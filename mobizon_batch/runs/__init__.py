@@ -39,7 +39,7 @@ _WHERE = {
     "DemoObserver": "mobizon_batch.runs.demo",
     "DemoResult": "mobizon_batch.runs.demo",
     "run_demo": "mobizon_batch.runs.demo",
-    "JobObserver": "mobizon_batch.runs.jobs",
+    "JobObserver": "mobizon_batch.runs.common",
     "JobResult": "mobizon_batch.runs.jobs",
     "StepResult": "mobizon_batch.runs.jobs",
     "job_paths": "mobizon_batch.runs.jobs",

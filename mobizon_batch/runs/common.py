@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobizon_batch.campaign_pass import CampaignProgress, Quote
 from mobizon_batch.client import MobizonClient, host_of
@@ -38,6 +39,10 @@ from mobizon_batch.table import (
     read_table,
 )
 from mobizon_batch.texts import parse_template
+
+if TYPE_CHECKING:
+    from mobizon_batch.jobs import Job
+    from mobizon_batch.runs.jobs import StepOptions, StepResult
 
 #: How long to wait for each answer, in seconds, unless told otherwise.
 
@@ -132,6 +137,20 @@ class Observer:
 
     def listed(self, rows: int, total: int) -> None:
         """Pages of Message/List read so far."""
+
+
+class JobObserver(Observer):
+    """An observer that also hears about the steps of a job."""
+
+    def job_running(self, job: Job, took_over: str) -> contextlib.AbstractContextManager[None]:
+        """Entered once the job holds its lock; ``took_over`` names a dead holder."""
+        return contextlib.nullcontext()
+
+    def step_started(self, step: str, options: StepOptions) -> None:
+        """A step is about to run with these options."""
+
+    def step_finished(self, step: StepResult) -> None:
+        """A step ended, well or not."""
 
 
 @dataclass(frozen=True)

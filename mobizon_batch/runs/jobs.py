@@ -8,7 +8,6 @@ would beat the environment.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,7 +22,11 @@ from mobizon_batch.prepare import PlanOptions
 from mobizon_batch.report import ReportSummary
 from mobizon_batch.runs import checks
 from mobizon_batch.runs.campaign import MESSAGE, CampaignChoice, check_mode
+
+# JobObserver lives beside Observer: the terminal observers derive from it without
+# loading every use case.
 from mobizon_batch.runs.common import ApiOptions, Observer, ReadOptions
+from mobizon_batch.runs.common import JobObserver as JobObserver
 from mobizon_batch.runs.report import ReportOptions, ReportResult, build_report, results_figures
 from mobizon_batch.runs.send import SendListOptions, SendListResult, send_list
 from mobizon_batch.runs.status import StatusOptions, StatusResult, refresh_statuses
@@ -58,20 +61,6 @@ class StepResult:
                 or (summary is not None and (summary.aborted is not None or summary.interrupted))
             )
         return False
-
-
-class JobObserver(Observer):
-    """An observer that also hears about the steps of a job."""
-
-    def job_running(self, job: Job, took_over: str) -> contextlib.AbstractContextManager[None]:
-        """Entered once the job holds its lock; ``took_over`` names a dead holder."""
-        return contextlib.nullcontext()
-
-    def step_started(self, step: str, options: StepOptions) -> None:
-        """A step is about to run with these options."""
-
-    def step_finished(self, step: StepResult) -> None:
-        """A step ended, well or not."""
 
 
 @dataclass
