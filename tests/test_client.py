@@ -13,6 +13,7 @@ from decimal import Decimal
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+import requests.sessions
 
 from mobizon_batch import errors
 from mobizon_batch.client import (
@@ -526,3 +527,30 @@ def test_one_client_serves_many_threads(emulator: MobizonEmulator, client: Mobiz
         thread.join()
     assert len(results) == len(set(results)) == 200
     assert sorted(m.id for m in emulator.messages()) == sorted(results)
+
+
+def test_the_environments_proxy_settings_hold_and_are_read_once_per_client(
+    emulator: MobizonEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would read them on every call; the client reads them when it is made."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody listens
+    with MobizonClient(TEST_KEY, emulator.url, timeout=(1.0, 2.0)) as through_proxy:
+        with pytest.raises(errors.NotSent):
+            through_proxy.get_balance()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    reads: list[str] = []
+    original = requests.sessions.get_environ_proxies
+
+    def counted(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        reads.append(url)
+        return original(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    with MobizonClient(TEST_KEY, emulator.url, timeout=(1.0, 2.0)) as direct:
+        for _ in range(3):
+            assert direct.get_balance()[1]
+    assert len(reads) == 1
