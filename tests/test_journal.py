@@ -151,6 +151,8 @@ def test_a_full_disk_is_a_storage_error_and_what_was_committed_stays(tmp_path: P
         journal.record([Outcome("a", SENT, 1, 100)])  # and the journal goes on once there is room
     with Journal(path) as journal:
         assert journal.counts() == {SENT: 1, PENDING: 1}
+
+
 def test_a_claim_records_the_finished_outcomes_in_its_transaction(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     with Journal(path) as journal:
