@@ -67,6 +67,8 @@ LOOKALIKES = {
     "\u2026": "...",
 }
 _LOOKALIKE_TABLE = str.maketrans(LOOKALIKES)
+#: finds a text with any of them far faster than translating it (most texts have none)
+_ANY_LOOKALIKE = re.compile("[" + re.escape("".join(LOOKALIKES)) + "]")
 #: how to name a character that cannot be seen
 INVISIBLE_NAMES = {
     "\u00a0": "no-break space",
@@ -94,7 +96,7 @@ def lookalike_saving(texts: Sequence[str], counts: Sequence[int]) -> LookalikeSa
     rows = segments = 0
     seen: set[str] = set()
     for text, count in zip(texts, counts, strict=True):
-        if is_gsm7(text):
+        if _ANY_LOOKALIKE.search(text) is None or is_gsm7(text):
             continue
         plain = text.translate(_LOOKALIKE_TABLE)
         if plain == text or not is_gsm7(plain):
