@@ -8,7 +8,8 @@ the offline demo and the benchmarks all need a real HTTP peer on loopback.
 It speaks what the API notes describe: case-insensitive
 ``/service/{module}/{method}``, the ``apiKey`` query parameter, PHP-style form
 bodies, the ``{code, data, message}`` envelope with numbers sent as strings.
-Implemented, one file per API module (``message_api``, ``campaign_api``):
+Implemented, one file per API module (``message_api``, ``campaign_api`` with its
+read side in ``campaign_views``):
 Message/SendSmsMessage, Message/GetSMSStatus, Message/List, User/GetOwnBalance,
 and Campaign/Create, AddRecipients, Send, Get, GetInfo, List, Delete.
 Statuses advance with time NEW → ENQUEUD → ACCEPTD (→ PDLIVRD for multi-segment texts) → a final

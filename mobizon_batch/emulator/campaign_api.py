@@ -23,18 +23,16 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from mobizon_batch.emulator import campaign_views as views
 from mobizon_batch.emulator.model import (
     Answer,
     EmulatedMessage,
     as_dict,
     as_list,
-    format_ts,
     optional_int,
     parse_ts,
-    status_at,
 )
 from mobizon_batch.texts import count_segments
 
@@ -45,8 +43,6 @@ MAX_RECIPIENTS = 500
 RATE_PERIODS = (60, 3600, 86400)
 MAX_RATE_PER_SECOND = 100
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_-]+)\}")
-STATUS_KEYS = ("New", "Acceptd", "Delivrd", "Rejectd", "Expired", "Undeliv", "Deleted", "Pdlivrd")
-DECLINE_COMMENT = "The text breaks the rules of the service (emulated moderator)"
 #: Delete refuses a scheduled campaign this close to its time (the docs' 5 minutes).
 DELETE_MARGIN = 300.0
 
@@ -191,7 +187,7 @@ def get(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
         campaign = _campaign(emu, params, deleted_too=True)
         if campaign is None:
             return Answer(2, None, "Campaign not found")
-        return Answer(0, _fields(emu, campaign, emu.clock()))
+        return Answer(0, views.fields(emu, campaign, emu.clock()))
 
 
 def get_info(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
@@ -200,8 +196,8 @@ def get_info(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
         campaign = _campaign(emu, params, deleted_too=True)
         if campaign is None:
             return Answer(2, None, "Campaign not found")
-        data = _fields(emu, campaign, now)
-        data["counters"] = _counters(emu, campaign, now)
+        data = views.fields(emu, campaign, now)
+        data["counters"] = views.counters(emu, campaign, now)
         return Answer(0, data)
 
 
@@ -221,12 +217,14 @@ def list_campaigns(emu: MobizonEmulator, params: dict[str, Any]) -> Answer:
         found = [
             c
             for c in emu.state.campaigns.values()
-            if not c.deleted and _matches(emu, c, criteria, now)
+            if not c.deleted and views.matches(emu, c, criteria, now)
         ]
         attribute = {"id": "id", "createTs": "created", "name": "name"}[str(sort_field)]
         found.sort(key=lambda c: getattr(c, attribute), reverse=str(direction).upper() == "DESC")
         chunk = found[page * page_size : (page + 1) * page_size]
-        items = [{**_fields(emu, c, now), "counters": _counters(emu, c, now)} for c in chunk]
+        items = [
+            {**views.fields(emu, c, now), "counters": views.counters(emu, c, now)} for c in chunk
+        ]
     return Answer(0, {"items": items, "totalItemCount": str(len(found))})
 
 
@@ -336,11 +334,6 @@ def _add_one(
     return item(0, message.id)
 
 
-def _ts(emu: MobizonEmulator, moment: float | None) -> str | None:
-    """A time as the account's clock shows it (its zone, ``clock_offset`` ahead)."""
-    return format_ts(moment + emu.config.clock_offset if moment is not None else None, emu.zone)
-
-
 @functools.lru_cache(maxsize=1024)
 def _segments(text: str) -> int:
     """Segments of a text (a bulk campaign's 500 recipients share one text)."""
@@ -374,121 +367,6 @@ def _release(emu: MobizonEmulator, campaign: Campaign) -> None:
         message.campaign_sent = campaign.sent_at
         message.released = start + (index / pace if pace > 0 else 0.0)
         emu.balance -= emu.config.price_per_segment * message.seg_num
-
-
-def _common_status(emu: MobizonEmulator, campaign: Campaign, now: float) -> str:
-    if campaign.sent_at is None:
-        return "READY_FOR_SEND"
-    if now < campaign.moderation_ends:
-        return "MODERATION"
-    if campaign.moderation == "decline":
-        return "DECLINED"
-    messages = [emu.state.by_id[i] for i in campaign.message_ids]
-    if any(m.released is not None and m.released > now for m in messages):
-        return "RUNNING" if any((m.released or 0) <= now for m in messages) else "READY_FOR_SEND"
-    finals = {"DELIVRD", "UNDELIV", "REJECTD", "EXPIRED", "DELETED"}
-    if all(
-        status_at(m, now, emu.zone, emu.config.clock_offset)["status"] in finals for m in messages
-    ):
-        return "DONE"
-    return "SENT"
-
-
-def _fields(emu: MobizonEmulator, campaign: Campaign, now: float) -> dict[str, Any]:
-    common = _common_status(emu, campaign, now)
-    moderation = {
-        "MODERATION": "MODERATION",
-        "DECLINED": "DECLINED",
-    }.get(common, "AUTO_READY_FOR_SEND" if campaign.sent_at is not None else None)
-    started = None
-    if campaign.sent_at is not None and common not in ("MODERATION", "DECLINED"):
-        started = max(campaign.moderation_ends, campaign.deferred_to or 0.0)
-        started = started if started <= now else None
-    return {
-        "id": str(campaign.id),
-        "name": campaign.name,
-        "text": campaign.text,
-        "type": str(campaign.type),
-        "from": campaign.sender,
-        "msgType": "SMS",
-        "rateLimit": str(campaign.rate_limit) if campaign.rate_limit else None,
-        "ratePeriod": str(campaign.rate_period) if campaign.rate_period else None,
-        "validity": str(campaign.validity) if campaign.validity else None,
-        "mclass": str(campaign.mclass) if campaign.mclass is not None else "1",
-        "deferredToTs": _ts(emu, campaign.deferred_to),
-        "createTs": _ts(emu, campaign.created),
-        "startSendTs": _ts(emu, started),
-        "endSendTs": None,
-        "commonStatus": common,
-        "moderationStatus": moderation,
-        "sendStatus": "SENT" if started is not None else None,
-        "isDeleted": "1" if campaign.deleted else "0",
-        "globalComment": DECLINE_COMMENT if common == "DECLINED" else None,
-        "groups": "",
-        "groupsList": [],
-    }
-
-
-def _counters(emu: MobizonEmulator, campaign: Campaign, now: float) -> dict[str, Any]:
-    """GetInfo's counters, as strings; messages staged within ``counters_lag`` are not in yet."""
-    cutoff = now - emu.config.counters_lag
-    price: Decimal = emu.config.price_per_segment
-    messages = [emu.state.by_id[i] for i in campaign.message_ids]
-    counted = [m for m in messages if m.created <= cutoff]
-    counters: dict[str, Any] = {"updateTs": _ts(emu, cutoff)}
-    by_status: dict[str, list[EmulatedMessage]] = {key: [] for key in STATUS_KEYS}
-    by_status["Unknown"] = []
-    for message in counted:
-        key = status_at(message, now, emu.zone, emu.config.clock_offset)["status"].capitalize()
-        by_status.get(key, by_status["Acceptd"]).append(message)  # ENQUEUD counts as accepted
-    for key, group in by_status.items():
-        segments = sum(m.seg_num for m in group)
-        counters[f"total{key}MsgNum"] = str(len(group))
-        counters[f"total{key}SegNum"] = str(segments)
-        counters[f"total{key}MsgCost"] = f"{price * segments:.4f}"
-    segments = sum(m.seg_num for m in counted)
-    counters["totalMsgNum"] = str(len(counted))
-    counters["totalSegNum"] = str(segments)
-    counters["totalCost"] = f"{price * segments:.4f}"
-    counters["recipientsRejected"] = str(campaign.rejected)
-    return counters
-
-
-def _matches(
-    emu: MobizonEmulator, campaign: Campaign, criteria: Mapping[str, Any], now: float
-) -> bool:
-    for name, value in criteria.items():
-        if value in (None, ""):
-            continue
-        if name == "id" and str(campaign.id) != str(value).strip():
-            return False
-        if name == "ids" and str(campaign.id) not in {str(v).strip() for v in as_list(value)}:
-            return False
-        if name == "text" and campaign.text != str(value):
-            return False
-        if name == "from" and campaign.sender != str(value):
-            return False
-        if name == "type" and str(campaign.type) != str(value).strip():
-            return False
-        if name == "createTsFrom" and (_ts(emu, campaign.created) or "") < str(value):
-            return False
-        if name == "createTsTo" and (_ts(emu, campaign.created) or "") > str(value):
-            return False
-        if name == "recipient" and not any(str(value) in n for n in campaign.numbers):
-            return False
-        if name == "status" and not _has_status(emu, campaign, str(value), now):
-            return False
-    return True
-
-
-def _has_status(emu: MobizonEmulator, campaign: Campaign, wanted: str, now: float) -> bool:
-    """Campaign/List ``criteria[status]``: NEW means "not sent by its owner yet"."""
-    if wanted == "NEW":
-        return campaign.sent_at is None
-    common = _common_status(emu, campaign, now)
-    if wanted == "NOT_YET_SENT":
-        return common in ("READY_FOR_SEND", "MODERATION") or campaign.sent_at is None
-    return common == wanted
 
 
 METHODS: Mapping[str, Callable[[MobizonEmulator, dict[str, Any]], Answer]] = {
