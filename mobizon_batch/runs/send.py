@@ -22,25 +22,20 @@ from pathlib import Path
 import pandas as pd
 
 from mobizon_batch.accountclock import (
-    AccountClock,
     account_clock,
     parse_zone,
     resolve_account_clock,
 )
 from mobizon_batch.campaign_pass import CampaignSummary
 from mobizon_batch.campaign_plan import CampaignDraft, group_rows
-from mobizon_batch.client import MobizonClient
 from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError, StorageError
-from mobizon_batch.history import DEFAULT_WINDOW, GuardReport, Planned, guard
+from mobizon_batch.history import DEFAULT_WINDOW, GuardReport
 from mobizon_batch.journal import Journal, default_journal_path
-from mobizon_batch.locks import ProcessLock
 from mobizon_batch.paths import check_distinct, sqlite_companions
 from mobizon_batch.prepare import Plan
-from mobizon_batch.registry import known_offset
-from mobizon_batch.resultfile import MESSAGE_ID_COLUMN, locate_columns, result_column_names
+from mobizon_batch.resultfile import result_column_names
 from mobizon_batch.results import dry_run_results, known_statuses, send_results
-from mobizon_batch.retries import ReadPolicy
 from mobizon_batch.runs.campaign import (
     CAMPAIGN,
     MESSAGE,
@@ -64,9 +59,10 @@ from mobizon_batch.runs.common import (
     plan_list,
 )
 from mobizon_batch.runs.preflight import PreFlight
+from mobizon_batch.runs.sendguards import checked_journal, guard_history, results_lock
 from mobizon_batch.send import SendOptions, SendPass, SendSummary, check_deferred_to
 from mobizon_batch.sendwindow import Opening, SendWindow, openings_for, parse_window
-from mobizon_batch.table import DEFAULT_MAX_INPUT_MB, ReadLimits, read_table, write_table
+from mobizon_batch.table import ReadLimits, write_table
 from mobizon_batch.vocabulary import SendState
 
 
@@ -204,7 +200,7 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
             result.account_zone = clock.describe()
         with (
             results_lock(results),
-            _checked_journal(results, journal_path, options.read.max_input_mb) as journal,
+            checked_journal(results, journal_path, options.read.max_input_mb) as journal,
         ):
             journal.register(plan.entries(), retry_failed=options.retry_failed)
             keys = frozenset(plan.rows["row_key"])
@@ -342,58 +338,6 @@ def held_for_window(
     }
 
 
-def results_lock(results: Path) -> ProcessLock:
-    """One send at a time per results file, whatever journal each one uses.
-
-    The journal's own lock cannot see a second send of the same results file
-    that was given another ``--journal``: both would send every row.
-    """
-    return ProcessLock(
-        results.with_name(results.name + ".sending.lock"),
-        lambda holder: ConfigError(
-            f"{results} is in use by {holder}: another send is writing this results file; "
-            f"wait for it to finish (two at once could send rows twice)"
-        ),
-    )
-
-
-def guard_history(
-    client: MobizonClient, journal: Journal, keys: frozenset[str], options: SendListOptions
-) -> GuardReport | None:
-    """Mark the pending rows the account already sent lately ``already_sent``.
-
-    Asked only for rows about to be sent: rows this journal sent, or whose
-    outcome it is settling, are the journal's business.
-    """
-    pending = [
-        Planned(row.row_key, row.recipient, row.text)
-        for row in journal.rows([SendState.PENDING])
-        if row.row_key in keys
-    ]
-    if not pending:
-        return None
-    window = options.resend_window
-    # The account's clock as a send from this machine measured it, else as the
-    # user declared it (--timezone); else unknown, and the guard widens its window.
-    offset = known_offset(client.host)
-    if offset is None and options.timezone:
-        zone = AccountClock(parse_zone(options.timezone), "from --timezone")
-        offset = zone.lead().total_seconds()
-    report = guard(
-        client,
-        pending,
-        window=window,
-        offset=offset,
-        own_ids=journal.owned_ids(),
-        policy=ReadPolicy(attempts=options.send.max_attempts),
-    )
-    journal.mark_already_sent(
-        (key, earlier.message_id, earlier.campaign_id, report.reason(earlier, window))
-        for key, earlier in report.already.items()
-    )
-    return report
-
-
 def _stopped_by_disk(
     exc: StorageError,
     journal: Journal,
@@ -476,32 +420,3 @@ def _planned_keys(frame: pd.DataFrame, plan: Plan) -> list[str]:
 def dry_run_path(results_path: Path) -> Path:
     """``r.csv`` → ``r.dry-run.csv``: where a dry run writes when ``r.csv`` exists."""
     return results_path.with_name(f"{results_path.stem}.dry-run{results_path.suffix}")
-
-
-def _checked_journal(results: Path, journal_path: Path, max_input_mb: int) -> Journal:
-    """The journal, opened once the results file is known not to be another journal's."""
-    refuse_orphan_results(results, journal_path, max_input_mb)
-    return Journal(journal_path)
-
-
-def refuse_orphan_results(
-    results_path: Path, journal_path: Path, max_input_mb: int = DEFAULT_MAX_INPUT_MB
-) -> None:
-    """Refuse to send when a results file with message ids exists but its journal does not.
-
-    That file says rows were sent; without the journal nothing would stop
-    them from being sent again.
-    """
-    if journal_path.exists() or not results_path.exists():
-        return
-    try:
-        frame = read_table(results_path, limits=ReadLimits.for_results(max_input_mb)).frame
-    except MobizonBatchError:
-        return
-    ids = frame.get(locate_columns(frame.columns).get(MESSAGE_ID_COLUMN, MESSAGE_ID_COLUMN))
-    if ids is not None and (ids.astype(str).str.strip() != "").any():
-        raise ConfigError(
-            f"{results_path} already holds message ids, but its journal {journal_path} is "
-            f"missing: sending now could send those rows twice. Restore the journal "
-            f"(--journal PATH), or write the results to a new file"
-        )
