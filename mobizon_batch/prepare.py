@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter, methodcaller
@@ -39,11 +38,10 @@ from mobizon_batch.phones import (
     normalize_phones,
     optout_numbers,
 )
+from mobizon_batch.plansummary import REASON_SEPARATOR, PlanSummary, summarize_plan
 from mobizon_batch.rowchecks import (
     REASON_LOST_LETTERS,
     REASON_TOTALS,
-    LookalikeSaving,
-    lookalike_saving,
     lost_letters,
     refuse_repeated,
     totals_rows,
@@ -53,7 +51,6 @@ from mobizon_batch.table import InputTable, gc_paused, read_lines
 from mobizon_batch.texts import Template, count_segments_many, parse_template
 from mobizon_batch.vocabulary import SendState
 
-REASON_SEPARATOR = "; "
 REASON_NO_TEXT = "the text is empty"
 REASON_OPTED_OUT = "the number is in the opt-out list"
 
@@ -77,28 +74,6 @@ class PlanOptions:
     allow_duplicates: bool = False
     optout_path: Path | None = None
     optout: frozenset[str] | None = None
-
-
-@dataclass(frozen=True)
-class PlanSummary:
-    """The counts people read before sending.
-
-    ``segments``, ``gsm7_rows`` and ``ucs2_rows`` count sendable rows only:
-    they are what the send will cost.  ``invalid_by_reason`` counts each
-    reason once per row that has it (a row can have two), most frequent first.
-    """
-
-    rows: int
-    sendable: int
-    invalid: int
-    duplicate: int
-    opted_out: int
-    invalid_by_reason: dict[str, int]
-    segments: int
-    gsm7_rows: int
-    ucs2_rows: int
-    #: sendable rows that typographic characters alone make UCS-2 (see ``rowchecks``)
-    lookalikes: LookalikeSaving = field(default_factory=lambda: LookalikeSaving(0, 0, ()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -485,31 +460,6 @@ def _row_keys(rows: pd.DataFrame, raw_phones: list[str], ticker: _Ticker) -> pd.
         keys.extend(map(first_32, digests))
         ticker.at(0.75 + 0.25 * stop / count)
     return pd.Series(keys, index=rows.index, dtype="str")
-
-
-def summarize_plan(rows: pd.DataFrame) -> PlanSummary:
-    """The counts of a plan's rows (see PlanSummary)."""
-    verdicts = rows["verdict"].value_counts()
-    invalid_reasons: Counter[str] = Counter()
-    for reason in rows.loc[rows["verdict"] == SendState.INVALID, "reason"]:
-        invalid_reasons.update(reason.split(REASON_SEPARATOR))
-    sendable = rows[rows["verdict"] == SendState.SENDABLE]
-    encodings = sendable["encoding"].value_counts()
-    ucs2_texts = sendable.loc[sendable["encoding"] == "UCS-2", "text"].value_counts()
-    return PlanSummary(
-        rows=len(rows),
-        sendable=int(verdicts.get(SendState.SENDABLE, 0)),
-        invalid=int(verdicts.get(SendState.INVALID, 0)),
-        duplicate=int(verdicts.get(SendState.DUPLICATE, 0)),
-        opted_out=int(verdicts.get(SendState.OPTED_OUT, 0)),
-        invalid_by_reason=dict(invalid_reasons.most_common()),
-        segments=int(sendable["segments"].sum()),
-        gsm7_rows=int(encodings.get("GSM-7", 0)),
-        ucs2_rows=int(encodings.get("UCS-2", 0)),
-        lookalikes=lookalike_saving(
-            [str(t) for t in ucs2_texts.index], [int(n) for n in ucs2_texts.tolist()]
-        ),
-    )
 
 
 def load_optout(

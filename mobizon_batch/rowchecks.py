@@ -24,7 +24,7 @@ REASON_LOST_LETTERS = (
     "as .xlsx and try again"
 )
 REASON_TOTALS = "a totals row, not a recipient"
-# No "; " in these sentences: it separates a row's reasons (prepare.REASON_SEPARATOR).
+# No "; " in these sentences: it separates a row's reasons (plansummary.REASON_SEPARATOR).
 REASON_UNSAVED_FORMULA = (
     "the {what} is a formula whose value was never saved: open the file in Excel, "
     "save it, and try again"
