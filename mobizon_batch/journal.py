@@ -42,68 +42,15 @@ from typing import Any
 import pandas as pd
 
 from mobizon_batch.errors import ConfigError, StorageError, is_storage_trouble
+from mobizon_batch.journal_file import check_journal_place, check_version, connect
 from mobizon_batch.locks import ProcessLock
 from mobizon_batch.paths import journal_beside
-from mobizon_batch.private_files import create_private
 from mobizon_batch.vocabulary import PLAN_VERDICTS, TIMESTAMP_FORMAT, SendState
-
-SCHEMA_VERSION = 1
 
 #: States a new plan may overwrite: nothing was ever sent for them (a row keeps
 #: following the plan's verdicts while it has never been tried; an
 #: ``already_sent`` row is guarded again on every run: the window moves).
 UNTRIED = PLAN_VERDICTS | {SendState.PENDING, SendState.ALREADY_SENT}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (
-    row_key     TEXT PRIMARY KEY,
-    seq         INTEGER NOT NULL,
-    recipient   TEXT NOT NULL,
-    text        TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    reason      TEXT NOT NULL DEFAULT '',
-    segments    INTEGER NOT NULL DEFAULT 0,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    message_id  INTEGER,
-    campaign_id INTEGER,
-    error_code  INTEGER,
-    error       TEXT NOT NULL DEFAULT '',
-    intent_at   TEXT,
-    sent_at     TEXT,
-    updated_at  TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS rows_message_id ON rows(message_id)
-    WHERE message_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS rows_state ON rows(state, seq);
--- Campaign mode (campaign_journal.py): the campaigns this journal created, and
--- which rows each carries; a row's outcome stays in ``rows``.
-CREATE TABLE IF NOT EXISTS campaigns (
-    local_id    INTEGER PRIMARY KEY,
-    grp         TEXT NOT NULL,
-    kind        INTEGER NOT NULL,
-    text        TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    campaign_id INTEGER UNIQUE,
-    moderation  INTEGER NOT NULL DEFAULT 0,
-    comment     TEXT NOT NULL DEFAULT '',
-    intent_at   TEXT,
-    sent_at     TEXT,
-    updated_at  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS campaign_members (
-    row_key     TEXT PRIMARY KEY,
-    local_id    INTEGER NOT NULL,
-    seq         INTEGER NOT NULL,
-    payload     TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    chunk       INTEGER,
-    message_id  INTEGER,
-    tries       INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS members_campaign ON campaign_members(local_id, state, seq);
-"""
 
 _FRAME_COLUMNS = (
     "row_key",
@@ -121,22 +68,6 @@ _COLUMNS = (
     "row_key, recipient, text, state, reason, segments, attempts, message_id, "
     "campaign_id, error_code, error, intent_at, sent_at"
 )
-
-
-def _check_journal_place(path: Path, where: Path) -> None:
-    """Say plainly why a journal cannot live at ``path``, before SQLite says it obscurely."""
-    if where.is_dir():
-        raise ConfigError(f"the journal {path} is a folder: give a file name such as send.journal")
-    folder = where.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot create the journal {path}: {folder} is a file, not a folder")
-    if not where.parent.exists() and not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"cannot create the journal {path}: the folder {where.parent} does not exist "
-            f"and cannot be made in {folder}"
-        )
 
 
 def now_text() -> str:
@@ -211,7 +142,7 @@ class Journal:
         # past the root ("../../../../x"); the operating system's reading of it
         # is the one every other file follows.
         where = Path(os.path.abspath(self.path))
-        _check_journal_place(self.path, where)
+        check_journal_place(self.path, where)
         lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock_file = ProcessLock(
             lock_path,
@@ -222,16 +153,8 @@ class Journal:
         ).acquire()
         self._lock = threading.RLock()
         try:
-            # Created owner-only before SQLite opens it: SQLite gives its -wal
-            # and -shm files the mode of the database file (see private_files).
-            create_private(where)
-            self._db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: an intent must survive a power loss, not only a killed process.
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
-            self._check_version()
+            self._db = connect(where)
+            check_version(self._db, self.path, now_text())
         except (sqlite3.Error, OSError) as exc:
             self._lock_file.release()
             if is_storage_trouble(exc):
@@ -250,19 +173,6 @@ class Journal:
         with self._lock:
             self._db.close()
             self._lock_file.release()
-
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
-            self._db.execute(
-                "INSERT INTO meta VALUES ('schema', ?), ('created_at', ?)",
-                (str(SCHEMA_VERSION), now_text()),
-            )
-        elif row[0] != str(SCHEMA_VERSION):
-            raise ConfigError(
-                f"{self.path} was written by another version of mobizon-batch "
-                f"(journal schema {row[0]}, this one reads {SCHEMA_VERSION})"
-            )
 
     def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """One immediate, fully synced transaction (for the campaign records)."""
