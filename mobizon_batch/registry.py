@@ -24,6 +24,8 @@ import sqlite3
 from collections.abc import Collection
 from pathlib import Path
 
+from mobizon_batch.vocabulary import SendState
+
 log = logging.getLogger(__name__)
 
 JOURNALS = "journals.txt"
@@ -73,6 +75,9 @@ def _journals_of(host: str) -> list[str]:
 def owned_elsewhere(ids: Collection[int], own: Path, host: str) -> set[int]:
     """Which of ``ids`` a journal other than ``own`` sending through ``host`` owns.
 
+    A row its history guard marked ``already_sent`` only points at a message
+    the account sent before (perhaps this very journal's row whose answer was
+    lost): it owns nothing, so it never keeps that row from adopting it.
     Journals are read with read-only connections (no lock taken: another run
     may be sending with one).  A journal that has gone, or cannot be read, is
     skipped.
@@ -89,7 +94,8 @@ def owned_elsewhere(ids: Collection[int], own: Path, host: str) -> set[int]:
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
                 rows = db.execute(
-                    f"SELECT message_id FROM rows WHERE message_id IN ({marks})", wanted
+                    f"SELECT message_id FROM rows WHERE message_id IN ({marks}) AND state != ?",
+                    [*wanted, str(SendState.ALREADY_SENT)],
                 ).fetchall()
         except sqlite3.Error as exc:
             log.debug("skipped journal %s (%s)", path, exc)
