@@ -54,7 +54,7 @@ from mobizon_batch.campaign_results import (
     Quote,
     recipient_outcomes,
 )
-from mobizon_batch.campaign_steps import CampaignSteps
+from mobizon_batch.campaign_steps import CampaignSteps, SendCheck
 from mobizon_batch.campaign_verify import Ready, Verifier
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.errors import (
@@ -231,10 +231,10 @@ class CampaignPass:
             self.records.deleted(
                 record.local_id, "not sent: the campaign was deleted in the Mobizon panel"
             )
-        elif check.sent:
+        elif check.sent and not check.unsure:
             self._mark_sent(record, check.moderation, check.declined)
-        else:
-            self.records.created(record.local_id, record.campaign_id)  # back to staging
+        else:  # back to staging; if it was sent after all, its next Send answers code 10
+            self.records.created(record.local_id, record.campaign_id)
 
     def _keep_to_list(self, record: CampaignRecord, pending: Collection[str]) -> None:
         """A campaign not sent yet carries only rows of the current list still to send.
@@ -377,19 +377,26 @@ class CampaignPass:
 
     def _send(self, record: CampaignRecord) -> None:
         assert record.campaign_id is not None
+        unsure: SendCheck | None = None  # the last reading could not tell sent from not
         for _ in range(self.options.max_attempts):
             self.records.send_intent(record.local_id)
             try:
                 moderation = self.steps.send(record.campaign_id)
-            except (AnswerLost, ServiceError, ConcurrentSave):
+            except (AnswerLost, ServiceError, ConcurrentSave) as exc:
+                if unsure is not None and isinstance(exc, ConcurrentSave):
+                    # Send refused for a campaign that exists: its status no longer
+                    # allows sending, so the earlier Send went through.
+                    self._mark_sent(record, unsure.moderation, unsure.declined)
+                    return
                 check = self.steps.check_sent(record.campaign_id)
-                if check.sent:
+                if check.sent and not check.unsure:
                     self._mark_sent(record, check.moderation, check.declined)
                     return
+                unsure = check if check.unsure else None
                 if check.deleted:
                     self.records.deleted(record.local_id, "not sent: deleted in the Mobizon panel")
                     return
-                continue  # surely not sent: Send again
+                continue  # not sent, or unsure: Send again (a sent one answers code 10)
             except TransportError:
                 self.records.created(record.local_id, record.campaign_id)  # surely not sent
                 raise

@@ -68,6 +68,8 @@ class SendCheck:
     moderation: bool = False
     declined: str = ""  # the moderator's comment when declined
     deleted: bool = False
+    #: READY_FOR_SEND and not listed as NEW: sent and scheduled, or a listing that lags
+    unsure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +213,9 @@ class CampaignSteps:
         )
         if any(item.id == campaign_id for item in items):
             return SendCheck(sent=False)
-        return SendCheck(sent=True, moderation=moderation)
+        # Not listed as NEW: sent (and waiting for its time), or Campaign/List has
+        # not caught up.  Only a Send can tell, and a second Send cannot send twice.
+        return SendCheck(sent=True, moderation=moderation, unsure=True)
 
     def find_staged(self, campaign_id: int, number: str) -> int | None:
         """The id of ``number``'s message in the campaign (Message/List by campaign and ``to``)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -111,6 +112,54 @@ def test_lost_answers_and_503s_on_every_campaign_call_still_send_each_row_once(
     assert all(by_id[message_id] == phone for phone, (_, message_id) in rows.items() if message_id)
     faults = Counter(c.fault for c in emu.calls())
     assert faults["drop_after"] + faults["999_after"] > 0
+
+
+def test_a_send_lost_before_it_arrived_is_not_taken_for_sent_when_the_list_lags(
+    emu: MobizonEmulator, tmp_path: Path
+) -> None:
+    # Every Send is dropped before the service sees it, and Campaign/List does not
+    # show new campaigns for an hour: the campaign reads READY_FOR_SEND and is not
+    # listed as NEW, which is also how a sent, scheduled one looks.  Taking that for
+    # "sent" would mark every row sent with nothing delivered.
+    phones = numbers(30)
+    source = write_rows(tmp_path / "l.csv", ["phone", "text"], [[p, "Sale today"] for p in phones])
+    emu.configure(
+        campaign_list_lag=3600,
+        fault_methods=frozenset({"campaign/send"}),
+        fault_drop_before=1.0,
+    )
+    journal = tmp_path / "j.sqlite"
+    summary = run_pass(emu, source, journal, max_attempts=3)
+    assert summary.counts.get("sent", 0) == 0, summary
+    assert delivered(emu) == Counter()
+    assert all(state != "sent" for state, _ in journal_rows(journal).values())
+    emu.configure(fault_drop_before=0.0)
+    summary = run_pass(emu, source, journal, max_attempts=3)
+    assert summary.counts["sent"] == len(phones), summary
+    assert delivered(emu) == Counter(phones)  # each exactly once
+
+
+def test_a_lost_send_of_a_scheduled_campaign_is_settled_by_a_second_send(
+    emu: MobizonEmulator, tmp_path: Path
+) -> None:
+    # A scheduled campaign that was sent also reads READY_FOR_SEND and is not NEW;
+    # with the listing lagging, only a second Send tells: code 10, it went through.
+    phones = numbers(20)
+    source = write_rows(tmp_path / "l.csv", ["phone", "text"], [[p, "Sale today"] for p in phones])
+    # Seed 1's first two rolls: the first Send's answer is lost, the second's is not.
+    emu.configure(
+        seed=1,
+        campaign_list_lag=3600,
+        fault_methods=frozenset({"campaign/send"}),
+        fault_drop_after=0.5,
+    )
+    later = datetime.now().replace(microsecond=0) + timedelta(hours=3)
+    journal = tmp_path / "j.sqlite"
+    summary = run_pass(emu, source, journal, max_attempts=3, deferred_to=later)
+    sends = emu.calls("campaign/send")
+    assert [c.fault for c in sends] == ["drop_after", ""] and sends[1].code == 10
+    assert summary.counts["sent"] == len(phones), summary
+    assert Counter(m.to for m in emu.messages()) == Counter(phones)  # one message each
 
 
 def test_a_lost_create_is_found_again_and_no_twin_is_left(

@@ -109,6 +109,8 @@ def counters(emu: MobizonEmulator, campaign: Campaign, now: float) -> dict[str, 
 def matches(
     emu: MobizonEmulator, campaign: Campaign, criteria: Mapping[str, Any], now: float
 ) -> bool:
+    if now < campaign.created + emu.config.campaign_list_lag:
+        return False  # not listed yet
     for name, value in criteria.items():
         if value in (None, ""):
             continue

@@ -82,7 +82,9 @@ class EmulatorConfig:
     and ``unserved_prefixes`` code 8 in Campaign/AddRecipients;
     ``campaign_moderation`` is "" (sent at once), "approve" or "decline"
     (Campaign/Send answers 1 and the moderator decides after
-    ``moderation_seconds``); ``counters_lag`` makes Campaign/GetInfo counters
+    ``moderation_seconds``); ``campaign_list_lag`` hides a campaign from
+    Campaign/List for that many seconds after its creation (the docs promise
+    no freshness); ``counters_lag`` makes Campaign/GetInfo counters
     leave out messages staged in the last that many seconds (the docs say
     counters may lag); ``campaign_pace`` (messages a second, 0: at once) is
     how fast a sent campaign releases its messages when it sets no rate;
@@ -128,6 +130,7 @@ class EmulatorConfig:
     campaign_moderation: str = ""
     moderation_seconds: float = 1.0
     counters_lag: float = 0.0
+    campaign_list_lag: float = 0.0
     campaign_pace: float = 0.0
     add_seconds: float = 0.0
     placeholder_max: int = 0
