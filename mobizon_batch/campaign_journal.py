@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -320,17 +321,7 @@ class CampaignJournal:
         """The campaign was deleted (or never made): its rows are pending again."""
         stamp = now_text()
         with self.journal.transaction() as db:
-            keys = [
-                row[0]
-                for row in db.execute(
-                    "SELECT row_key FROM campaign_members WHERE local_id=?", (local_id,)
-                )
-            ]
-            db.execute(
-                "UPDATE campaigns SET state=?, comment=?, updated_at=? WHERE local_id=?",
-                (DELETED, reason, stamp, local_id),
-            )
-            db.execute("DELETE FROM campaign_members WHERE local_id=?", (local_id,))
+            keys = _close_campaign(db, local_id, reason, stamp)
             db.executemany(
                 "UPDATE rows SET state=?, error=?, updated_at=?"
                 " WHERE row_key=? AND state IN (?, ?)",
@@ -344,17 +335,7 @@ class CampaignJournal:
         """Mobizon refused to create the campaign: its rows fail with the reason."""
         stamp = now_text()
         with self.journal.transaction() as db:
-            keys = [
-                row[0]
-                for row in db.execute(
-                    "SELECT row_key FROM campaign_members WHERE local_id=?", (local_id,)
-                )
-            ]
-            db.execute(
-                "UPDATE campaigns SET state=?, comment=?, updated_at=? WHERE local_id=?",
-                (DELETED, error, stamp, local_id),
-            )
-            db.execute("DELETE FROM campaign_members WHERE local_id=?", (local_id,))
+            keys = _close_campaign(db, local_id, error, stamp)
             db.executemany(
                 "UPDATE rows SET state=?, error_code=?, error=?, attempts=attempts+1,"
                 " updated_at=? WHERE row_key=? AND state IN (?, ?)",
@@ -415,3 +396,21 @@ def _member(row: Sequence[object]) -> MemberRecord:
         tries=int(str(tries)),
         member=member,
     )
+
+
+def _close_campaign(db: sqlite3.Connection, local_id: int, comment: str, stamp: str) -> list[str]:
+    """Mark a campaign record gone (with why) and release its members; their row keys.
+
+    Deleting a campaign and Mobizon refusing to create one end the same way for
+    the record; what happens to the rows differs, and is the caller's.
+    """
+    keys = [
+        row[0]
+        for row in db.execute("SELECT row_key FROM campaign_members WHERE local_id=?", (local_id,))
+    ]
+    db.execute(
+        "UPDATE campaigns SET state=?, comment=?, updated_at=? WHERE local_id=?",
+        (DELETED, comment, stamp, local_id),
+    )
+    db.execute("DELETE FROM campaign_members WHERE local_id=?", (local_id,))
+    return keys
