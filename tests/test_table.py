@@ -314,6 +314,68 @@ def test_write_csv_round_trips_line_breaks(tmp_path: Path) -> None:
     assert list(table.source_lines) == [2, 4, 6, 8]
 
 
+_WRITE_PIECES = [
+    "",
+    " ",
+    "a",
+    "Привет",
+    ",",
+    ";",
+    "\t",
+    '"',
+    "\r",
+    "\n",
+    "\r\n",
+    "x\x00y",
+    "😀",
+    "1",
+]
+
+
+def _csv_module_bytes(frame: pd.DataFrame, delimiter: str) -> bytes:
+    """What the csv module writes for these cells (the rule the writer promises)."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(frame.columns.tolist())
+    for row in frame.itertuples(index=False, name=None):
+        writer.writerow(["" if pd.isna(v) else v for v in row])
+    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_write_csv_quotes_exactly_as_the_csv_module(seed: int, tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(seed)
+    delimiter = rng.choice([",", ";", "\t"])
+    count = rng.choice([0, 1, 3, 40, 70_000 if seed == 0 else 50])  # 70,000: over one block
+    width = rng.choice([1, 1, 2, 4])
+    data: dict[str, pd.Series] = {}
+    for index in range(width):
+        kind = rng.choice(["text", "text", "int", "nullable"])
+        if kind == "int":
+            data[f"n{index}"] = pd.Series([rng.randrange(-5, 10**13) for _ in range(count)])
+        elif kind == "nullable":
+            values = [rng.choice([None, rng.randrange(10**9)]) for _ in range(count)]
+            data[f"m{index}"] = pd.Series(values, dtype="Int64")
+        else:
+            cells = [
+                "".join(rng.choice(_WRITE_PIECES) for _ in range(rng.randrange(0, 4)))
+                for _ in range(count)
+            ]
+            data[rng.choice(["text", "a,b", 'q"', ""]) + str(index)] = pd.Series(cells, dtype="str")
+    frame = pd.DataFrame(data)
+    path = tmp_path / "out.csv"
+    write_table(frame, path, delimiter=delimiter, raw_csv=True)
+    assert path.read_bytes() == _csv_module_bytes(frame, delimiter)
+
+
+def test_write_csv_single_empty_cells_stay_rows(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    write_table(pd.DataFrame({"a": ["", "x", ""]}), path)
+    assert path.read_bytes().decode("utf-8-sig") == 'a\r\n""\r\nx\r\n""\r\n'
+
+
 def test_write_xlsx_reads_back_through_our_reader(tmp_path: Path) -> None:
     path = tmp_path / "round.xlsx"
     frame = pd.DataFrame({"телефон": ["007", "77012345678"], "текст": ["  пробелы  ", "x"]})

@@ -16,13 +16,17 @@ from typing import IO, Any
 import numpy as np
 
 from mobizon_batch.errors import InputError
+from mobizon_batch.table.csvfast import read_columns
 from mobizon_batch.table.model import (
     HEADER_SCAN,
     SPAN_LIMIT,
     HeaderCheck,
     InputTable,
+    blank_rows,
     gc_paused,
+    header_names,
     pick_header,
+    table_from_columns,
     table_from_rows,
 )
 from mobizon_batch.table.sniff import (
@@ -108,6 +112,10 @@ def _parse_csv(source: Path, codec: str, sep: str, choice: HeaderChoice) -> Inpu
             header_start = candidates[chosen][0]
             at = next(i for i, (start, _, _) in enumerate(leading) if start == header_start)
             header, header_end = leading[at][2], leading[at][1]
+            if header_end == at + 1:  # one line a record so far: the quick reader may go on
+                quick = _quick_table(source, codec, sep, header, header_end, header_start)
+                if quick is not None:
+                    return quick
             rows: list[list[str]] = [cells for _, _, cells in leading[at + 1 :]]
             rows += list(reader)
             end = reader.line_num
@@ -130,6 +138,37 @@ def _parse_csv(source: Path, codec: str, sep: str, choice: HeaderChoice) -> Inpu
         delimiter=sep,
         sheet=None,
         header_line=header_start,
+    )
+
+
+def _quick_table(
+    source: Path, codec: str, sep: str, header: list[str], header_end: int, header_start: int
+) -> InputTable | None:
+    """The table through pandas' C reader (``csvfast``), or None when it cannot be sure."""
+    names = header_names(header)
+    found = read_columns(source, codec, sep, header_end, len(names), _FIELD_LIMIT)
+    if found is None:
+        return None
+    columns, lines = found.columns, found.lines
+    blank = blank_rows(columns)
+    if blank.all():
+        raise InputError(f"{source.name} has a header line but no data rows")
+    if blank.any():
+        keep = np.flatnonzero(~blank)
+        columns = [column[keep] for column in columns]
+        lines = lines[keep]
+    return table_from_columns(
+        source,
+        names,
+        [*columns],
+        lines,
+        {},
+        fmt="csv",
+        encoding=codec_label(codec),
+        delimiter=sep,
+        sheet=None,
+        header_line=header_start,
+        zero_bytes=found.zero_byte,
     )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import gc
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ SPAN_LIMIT = 20  # a record over more lines than this is most likely an unmatche
 HEADER_SCAN = 30
 #: a header check: does this record name the columns?
 HeaderCheck = Callable[[Sequence[str]], bool]
+#: a column's cells: a tuple from the row readers, an object array from the C reader
+Cells = Sequence[str] | np.ndarray[Any, np.dtype[np.object_]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +147,7 @@ def table_from_rows(
     ``unsaved`` (row position in ``rows`` → column positions of formulas
     without a saved value) are carried over to the kept rows.
     """
-    names = [str(h).replace("\ufeff", "").strip() for h in header]
+    names = header_names(header)
     width = len(names)
     keep: list[int] = []
     problems: dict[int, str] = {}
@@ -174,15 +177,86 @@ def table_from_rows(
         rows = [rows[i] for i in keep]
     if ragged:
         rows = [r[:width] if len(r) >= width else r + [""] * (width - len(r)) for r in rows]
-    lines = (
-        first_lines[np.asarray(keep, dtype=np.int64)]
-        if len(keep) != len(first_lines)
-        else (first_lines)
-    )
-    columns = list(zip(*rows, strict=True)) if width else []
+    lines = first_lines
+    if len(keep) != len(first_lines):
+        lines = first_lines[np.asarray(keep, dtype=np.int64)]
+    columns: list[Cells] = list(zip(*rows, strict=True)) if width else []
     del rows
+    return table_from_columns(
+        source,
+        names,
+        columns,
+        lines,
+        problems,
+        fmt=fmt,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        header_line=header_line,
+        typed_rows=typed_rows,
+        unsaved=unsaved,
+        keep=keep,
+    )
+
+
+def header_names(header: Sequence[Any]) -> list[str]:
+    """The header's cells as column names: trimmed, a stray byte-order mark removed."""
+    return [str(h).replace("\ufeff", "").strip() for h in header]
+
+
+def blank_rows(columns: Sequence[np.ndarray[Any, Any]]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which rows have only empty or space-only cells, judged on whole columns.
+
+    The rule ``table_from_rows`` applies row by row, for a reader that
+    gives columns: the first cell is checked for every row (one C-level
+    pass), the other cells only where the first one is blank.
+    """
+    if not columns:
+        return np.zeros(0, dtype=bool)
+    blank = _blank_cells(columns[0])
+    candidates = np.flatnonzero(blank)
+    for column in columns[1:]:
+        if not len(candidates):
+            break
+        still = _blank_cells(column[candidates])
+        blank[candidates[~still]] = False
+        candidates = candidates[still]
+    return blank
+
+
+def _blank_cells(cells: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    return np.fromiter(map(operator.not_, map(str.strip, cells)), dtype=bool, count=len(cells))
+
+
+def table_from_columns(
+    source: Path,
+    names: list[str],
+    columns: list[Cells],
+    lines: np.ndarray[Any, Any],
+    problems: dict[int, str],
+    *,
+    fmt: Format,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | None,
+    header_line: int = 1,
+    typed_rows: list[list[Any]] | None = None,
+    unsaved: Mapping[int, frozenset[int]] | None = None,
+    keep: list[int] | None = None,
+    zero_bytes: bool = True,
+) -> InputTable:
+    """Name the columns and build the frame from rows already kept and evened out.
+
+    ``names`` are the header's trimmed names, ``columns`` one sequence of
+    cells per name (empty rows gone, every column as long as ``lines``),
+    ``problems`` the kept rows' malformed-line sentences.  ``keep`` maps a
+    kept row to its position among the rows ``typed_rows`` and ``unsaved``
+    count (None: the same rows).  ``zero_bytes=False``: the reader knows no
+    cell holds a NUL, so the columns need not be searched for one.
+    """
     unique = _unique_names(names)
-    _note_zero_bytes(columns, problems)
+    if zero_bytes:
+        _note_zero_bytes(columns, problems)
     data: dict[str, pd.Series] = {}
     for index, (name, values) in enumerate(zip(unique, columns, strict=True)):
         if not names[index] and not any(values):
@@ -190,16 +264,17 @@ def table_from_rows(
         data[name] = pd.Series(_shared(values), dtype="str")
     frame = pd.DataFrame(data)
     frame.index = pd.RangeIndex(len(frame))
+    kept_positions = keep if keep is not None else list(range(len(lines)))
     typed = None
     if typed_rows is not None:
-        typed = _typed_frame(typed_rows, keep, unique, list(data), width)
+        typed = _typed_frame(typed_rows, kept_positions, unique, list(data), len(names))
     kept_unsaved: dict[int, frozenset[str]] = {}
     if unsaved:
-        where = {position: kept for kept, position in enumerate(keep)}
+        where = {position: kept for kept, position in enumerate(kept_positions)}
         for position, cells in unsaved.items():
             if position in where:
                 kept_unsaved[where[position]] = frozenset(
-                    unique[c] for c in cells if c < width and unique[c] in data
+                    unique[c] for c in cells if c < len(names) and unique[c] in data
                 )
     repeated: dict[str, tuple[str, ...]] = {}
     for name in {n for n in names if n and names.count(n) > 1}:
@@ -265,7 +340,7 @@ def pick_header(
     return 0
 
 
-def _shared(cells: tuple[str, ...]) -> np.ndarray[Any, np.dtype[np.object_]]:
+def _shared(cells: Cells) -> np.ndarray[Any, np.dtype[np.object_]]:
     """A column's cells, a repeated value kept once (when the column repeats itself).
 
     The readers make a new string for every cell; a column of a few names
@@ -288,7 +363,7 @@ NUL_PROBLEM = (
 )
 
 
-def _note_zero_bytes(columns: list[tuple[str, ...]], problems: dict[int, str]) -> None:
+def _note_zero_bytes(columns: list[Cells], problems: dict[int, str]) -> None:
     """Make every row with a NUL in a cell invalid, naming why.
 
     Why not strip it: a NUL inside a number or a text means the line is not
