@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from mobizon_batch.rowchecks import LookalikeSaving, lookalike_saving
+from mobizon_batch.rowchecks import LookalikeSaving, lookalike_saving, with_lookalikes
 from mobizon_batch.vocabulary import SendState
 
 #: separates a row's reasons in its ``reason`` cell
@@ -44,25 +44,32 @@ class PlanSummary:
 
 
 def summarize_plan(rows: pd.DataFrame) -> PlanSummary:
-    """The counts of a plan's rows (see PlanSummary)."""
-    verdicts = rows["verdict"].value_counts()
+    """The counts of a plan's rows (see PlanSummary).
+
+    Counted on plain arrays with ``Counter`` (no sub-frames, no pandas
+    value counts): a million-row plan is summarized in a fraction of a
+    second.  Only UCS-2 texts holding a typographic character are counted
+    for the lookalike figure: no other text can change it.
+    """
+    verdicts = rows["verdict"].to_numpy(dtype=object)
+    by_verdict = Counter(verdicts.tolist())
     invalid_reasons: Counter[str] = Counter()
-    for reason in rows.loc[rows["verdict"] == SendState.INVALID, "reason"]:
+    for reason in rows["reason"].to_numpy(dtype=object)[verdicts == SendState.INVALID]:
         invalid_reasons.update(reason.split(REASON_SEPARATOR))
-    sendable = rows[rows["verdict"] == SendState.SENDABLE]
-    encodings = sendable["encoding"].value_counts()
-    ucs2_texts = sendable.loc[sendable["encoding"] == "UCS-2", "text"].value_counts()
+    sendable = verdicts == SendState.SENDABLE
+    encodings = rows["encoding"].to_numpy(dtype=object)[sendable]
+    by_encoding = Counter(encodings.tolist())
+    ucs2_texts = rows["text"].to_numpy(dtype=object)[sendable][encodings == "UCS-2"]
+    candidates = Counter(with_lookalikes(ucs2_texts.tolist()))
     return PlanSummary(
         rows=len(rows),
-        sendable=int(verdicts.get(SendState.SENDABLE, 0)),
-        invalid=int(verdicts.get(SendState.INVALID, 0)),
-        duplicate=int(verdicts.get(SendState.DUPLICATE, 0)),
-        opted_out=int(verdicts.get(SendState.OPTED_OUT, 0)),
+        sendable=by_verdict[SendState.SENDABLE.value],
+        invalid=by_verdict[SendState.INVALID.value],
+        duplicate=by_verdict[SendState.DUPLICATE.value],
+        opted_out=by_verdict[SendState.OPTED_OUT.value],
         invalid_by_reason=dict(invalid_reasons.most_common()),
-        segments=int(sendable["segments"].sum()),
-        gsm7_rows=int(encodings.get("GSM-7", 0)),
-        ucs2_rows=int(encodings.get("UCS-2", 0)),
-        lookalikes=lookalike_saving(
-            [str(t) for t in ucs2_texts.index], [int(n) for n in ucs2_texts.tolist()]
-        ),
+        segments=int(rows["segments"].to_numpy()[sendable].sum()),
+        gsm7_rows=by_encoding["GSM-7"],
+        ucs2_rows=by_encoding["UCS-2"],
+        lookalikes=lookalike_saving(list(candidates), list(candidates.values())),
     )

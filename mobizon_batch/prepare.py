@@ -265,8 +265,8 @@ def _build_plan(
     unsaved = unsaved_cells(table, phone_column, text_sources)
 
     # Segments: once per distinct text.
-    codes, uniques = pd.factorize(texts)  # once: the segments and the pairs both use it
-    unique_segments, unique_encodings = count_segments_many(uniques.tolist())
+    codes, unique_texts = _factorize(texts.tolist())  # once: segments and pairs both use it
+    unique_segments, unique_encodings = count_segments_many(unique_texts)
     segments = unique_segments[codes] if count else np.zeros(0, dtype=np.int64)
     encodings = unique_encodings[codes] if count else np.zeros(0, dtype=object)
     for position in np.flatnonzero(segments > options.max_segments).tolist():
@@ -274,7 +274,7 @@ def _build_plan(
             f"the text needs {int(segments[position])} segments, more than "
             f"{options.max_segments} segments (--max-segments)"
         )
-    lost = np.array([lost_letters(t) for t in uniques], dtype=bool)
+    lost = np.fromiter(map(lost_letters, unique_texts), dtype=bool, count=len(unique_texts))
     if count and lost.any():
         for position in np.flatnonzero(lost[codes]).tolist():
             problems.setdefault(position, []).append(REASON_LOST_LETTERS)
@@ -375,7 +375,8 @@ def _verdicts(
     pair = _pair_ids(key_recipient, text_codes)
     occurrence = pd.Series(pair).groupby(pair).cumcount().to_numpy() + 1
 
-    verdict = np.full(count, SendState.SENDABLE.value, dtype=object)
+    verdict = np.empty(count, dtype=object)
+    verdict[:] = SendState.SENDABLE.value  # one shared string (np.full copies it per row)
     verdict[invalid] = SendState.INVALID.value
     opted = (~invalid) & recipient.isin(optout).to_numpy(dtype=bool) if optout else None
     if opted is not None:
@@ -405,6 +406,7 @@ def _verdicts(
             "occurrence": pd.Series(occurrence.astype(np.int64), index=index),
         },
         index=index,
+        copy=False,
     )
 
 
@@ -413,16 +415,30 @@ def _pair_ids(
 ) -> np.ndarray[Any, np.dtype[np.int64]]:
     """One integer per distinct (recipient, text) pair, without building the pairs.
 
-    ``t_codes`` are the texts' codes from ``pd.factorize``.
+    ``t_codes`` are the texts' codes from ``_factorize``.
     """
     if not recipients:
         return np.zeros(0, dtype=np.int64)
-    r_codes, _ = pd.factorize(np.asarray(recipients, dtype=object))
+    r_codes, _ = _factorize(recipients)
     combined: np.ndarray[Any, np.dtype[np.int64]] = r_codes.astype(np.int64) * (
         int(t_codes.max()) + 1
     ) + t_codes.astype(np.int64)
     ids, _ = pd.factorize(combined)
     return ids.astype(np.int64)
+
+
+def _factorize(values: list[str]) -> tuple[np.ndarray[Any, np.dtype[np.int64]], list[str]]:
+    """Codes (positions in the distinct values, in order of first appearance) and the values.
+
+    What ``pd.factorize`` gives, with a dict: pandas hashes strings through
+    UTF-8 and makes new string objects for the distinct values, which on a
+    million different texts cost more time and tens of megabytes more.
+    """
+    first: dict[str, int] = {}
+    seen_at = map(first.setdefault, values, range(len(values)))
+    firsts = np.fromiter(seen_at, dtype=np.int64, count=len(values))
+    codes, _ = pd.factorize(firsts)  # integers: ordered as first seen, no strings hashed again
+    return codes.astype(np.int64), list(first)
 
 
 def row_key(recipient: str, text: str, occurrence: int) -> str:

@@ -223,4 +223,4 @@ def with_input_columns(plan: Plan, results: Mapping[str, pd.Series]) -> pd.DataF
     frame = plan.table.typed_frame(text_columns=[plan.phone_column])
     data = {name: frame[name] for name in frame.columns}
     data.update(results)
-    return pd.DataFrame(data, index=frame.index)
+    return pd.DataFrame(data, index=frame.index, copy=False)  # the columns are not changed

@@ -69,6 +69,7 @@ LOOKALIKES = {
 _LOOKALIKE_TABLE = str.maketrans(LOOKALIKES)
 #: finds a text with any of them far faster than translating it (most texts have none)
 _ANY_LOOKALIKE = re.compile("[" + re.escape("".join(LOOKALIKES)) + "]")
+_JOIN_BLOCK = 50_000
 #: how to name a character that cannot be seen
 INVISIBLE_NAMES = {
     "\u00a0": "no-break space",
@@ -107,6 +108,22 @@ def lookalike_saving(texts: Sequence[str], counts: Sequence[int]) -> LookalikeSa
             segments += saved * count
             seen.update(ch for ch in text if ch in LOOKALIKES)
     return LookalikeSaving(rows, segments, tuple(sorted(seen)))
+
+
+def with_lookalikes(texts: list[str]) -> list[str]:
+    """The texts holding a character of ``LOOKALIKES``.
+
+    Most lists hold none: looking for each character in all the texts
+    joined (a plain substring search) says so in a few passes at C speed,
+    faster than one regular-expression search over the same text.
+    """
+    for start in range(0, len(texts), _JOIN_BLOCK):  # in blocks: no copy of every text at once
+        joined = "".join(texts[start : start + _JOIN_BLOCK])
+        if any(character in joined for character in LOOKALIKES):
+            break
+    else:
+        return []
+    return [text for text in texts if _ANY_LOOKALIKE.search(text) is not None]
 
 
 def refuse_repeated(table: InputTable, column: str, flag: str) -> None:

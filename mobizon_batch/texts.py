@@ -100,14 +100,17 @@ def count_segments_many(
     basic = np.fromiter(map(GSM7_BASIC.issuperset, texts), dtype=bool, count=count)
     segments = np.where(lengths <= GSM7_SINGLE, 1, -(-lengths // GSM7_PART))
     segments[lengths == 0] = 0
-    encodings = np.where(basic, "GSM-7", "UCS-2").astype(object)
+    # Filled by assignment, not np.where: each cell then refers to one shared
+    # string instead of a new copy per text (tens of megabytes on a big list).
+    encodings = np.empty(count, dtype=object)
+    encodings[:] = "UCS-2"
+    encodings[basic] = "GSM-7"
     encodings[lengths == 0] = ""
     others = np.flatnonzero(~basic)
     if len(others):
         values = np.empty(count, dtype=object)
         values[:] = texts
-        tops = np.fromiter(map(ord, map(max, values[others])), dtype=np.int64, count=len(others))
-        plain_ucs2 = others[tops <= 0xFFFF]
+        plain_ucs2 = others[~_astral(values[others].tolist())]
         gsm = np.fromiter(map(GSM7_ALL.issuperset, values[plain_ucs2]), bool, len(plain_ucs2))
         plain_ucs2 = plain_ucs2[~gsm]
         size = lengths[plain_ucs2]
@@ -118,6 +121,27 @@ def count_segments_many(
             segments[position] = info.segments
             encodings[position] = info.encoding if info.units else ""
     return segments.astype(np.int64), encodings
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_JOIN_BLOCK = 50_000
+
+
+def _astral(texts: list[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which texts hold a character beyond U+FFFF (an emoji: two UCS-2 units).
+
+    Most lists have none, and one encoding of all the texts together says
+    so (a character beyond U+FFFF takes two UTF-16 units, any other one),
+    a block of texts at a time;
+    only then is each text searched.
+    """
+    for start in range(0, len(texts), _JOIN_BLOCK):  # in blocks: no copy of every text at once
+        joined = "".join(texts[start : start + _JOIN_BLOCK])
+        if len(joined.encode("utf-16-le", "surrogatepass")) != 2 * len(joined):
+            break
+    else:
+        return np.zeros(len(texts), dtype=bool)
+    return np.fromiter(map(bool, map(_ASTRAL.search, texts)), dtype=bool, count=len(texts))
 
 
 def _pack(sizes: list[int], single: int, part: int) -> int:
