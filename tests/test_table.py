@@ -7,12 +7,13 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pandas as pd
 import pytest
 
-from mobizon_batch.errors import ConfigError, InputError
+from mobizon_batch.errors import ConfigError, InputError, StorageError
 from mobizon_batch.table import (
     cell_text,
     check_delimiter,
@@ -374,6 +375,51 @@ def test_write_csv_single_empty_cells_stay_rows(tmp_path: Path) -> None:
     path = tmp_path / "out.csv"
     write_table(pd.DataFrame({"a": ["", "x", ""]}), path)
     assert path.read_bytes().decode("utf-8-sig") == 'a\r\n""\r\nx\r\n""\r\n'
+
+
+def test_a_failing_disk_write_is_raised_by_write_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocks are written by a thread; its error still reaches the caller, and no file."""
+    import errno
+
+    from mobizon_batch.table import writing
+
+    monkeypatch.setattr(writing, "_BLOCK", 10)
+    real_open = open
+    writes: list[int] = []
+
+    class FullDisk:
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def write(self, data: bytes) -> int:
+            writes.append(len(data))
+            if len(writes) > 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return int(self.handle.write(data))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.handle, name)
+
+        def __enter__(self) -> FullDisk:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    def opening(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(path, mode, *args, **kwargs)
+        return FullDisk(handle) if mode == "wb" else handle
+
+    monkeypatch.setattr(writing, "open", opening, raising=False)
+    frame = pd.DataFrame({"a": [str(n) for n in range(100)], "b": ["x"] * 100})
+    path = tmp_path / "out.csv"
+    with pytest.raises(StorageError, match="the disk is full"):
+        write_table(frame, path)
+    assert len(writes) == 4  # it stopped at the failure
+    assert not path.exists()
+    assert not list(tmp_path.iterdir())
 
 
 def test_write_xlsx_reads_back_through_our_reader(tmp_path: Path) -> None:
