@@ -333,7 +333,11 @@ def _clean_text(values: pd.Series) -> pd.Series:
     trailing space or newline from a spreadsheet cell is never intended.
     """
     cells = (values.fillna("") if values.hasnans else values).tolist()
-    cleaned = list(map(str.strip, map(methodcaller("replace", "\r\n", "\n"), cells)))
+    if any(
+        "\r" in "".join(cells[start : start + _CHUNK]) for start in range(0, len(cells), _CHUNK)
+    ):
+        cells = list(map(methodcaller("replace", "\r\n", "\n"), cells))
+    cleaned = list(map(str.strip, cells))
     return pd.Series(cleaned, index=values.index, dtype="str")
 
 
