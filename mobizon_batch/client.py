@@ -2,8 +2,10 @@
 
 Why everything about the wire lives here: the rest of the package must be able
 to reason about *outcomes* (sent, surely not sent, unknown) without knowing
-what a ``requests.ConnectionError`` wraps.  Exceptions from requests and
-urllib3 are translated once, below, into the families of ``errors.py``.
+what a ``urllib3.exceptions.ProxyError`` wraps.  The requests go out through
+``transport`` (urllib3, one pool per API address, never a retry or a
+redirect); its exceptions are translated once, below, into the families of
+``errors.py``.
 
 Wire format (see the API notes): POST to
 ``{base}/service/{module}/{method}?output=json&api=v1&apiKey=KEY`` with a form
@@ -13,7 +15,7 @@ present.  Encoding bodies, reading envelopes and coercing the numbers the
 live service sends as strings are pure functions in ``wireformat``
 (re-exported here).
 
-The key is part of every URL, so it must never leave this module: requests
+The key is part of every URL, so it must never leave this module: urllib3
 puts URLs into its exception texts, so those are redacted and never chained.
 """
 
@@ -30,8 +32,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    LocationValueError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from mobizon_batch._version import __version__
 from mobizon_batch.config import DEFAULT_API_URL, normalize_api_url
@@ -44,8 +53,8 @@ from mobizon_batch.errors import (
     WrongDomain,
     api_error_for,
 )
+from mobizon_batch.transport import Reply, TlsSettings, Transport, timeout_of
 from mobizon_batch.wireformat import (
-    FORM_CONTENT_TYPE,
     RedactingFilter,
     build_query,
     encode_form,
@@ -90,7 +99,7 @@ class StatusRecord:
 def _wrapped(exc: BaseException) -> list[BaseException]:
     """``exc`` and everything it wraps, once each, outermost first.
 
-    requests wraps urllib3 wraps socket errors, in ``args``, ``reason``,
+    urllib3 wraps socket and ssl errors, in ``args``, ``reason``,
     ``__cause__`` and ``__context__``; both questions asked of a failure
     (what kind is it, and what are its innermost words) walk this one list.
     """
@@ -119,9 +128,10 @@ def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bo
 class MobizonClient:
     """A thread-safe client for the Mobizon HTTP API.
 
-    One instance is shared by all send workers: it holds one pooled
-    ``requests.Session``.  ``timeout`` is ``(connect, read)`` seconds; a read
-    timeout makes a send ambiguous (``AnswerLost``), so keep it generous.
+    One instance is shared by all send workers: it holds one pool of
+    ``pool_size`` connections per API address (``transport``).  ``timeout``
+    is ``(connect, read)`` seconds (one number: both); a read timeout makes a
+    send ambiguous (``AnswerLost``), so keep it generous.
     """
 
     def __init__(
@@ -130,7 +140,6 @@ class MobizonClient:
         api_url: str = DEFAULT_API_URL,
         *,
         timeout: Timeout = (10.0, 60.0),
-        session: requests.Session | None = None,
         pool_size: int = 32,
     ) -> None:
         if not api_key or not api_key.strip():
@@ -139,27 +148,48 @@ class MobizonClient:
         self._api_url = normalize_api_url(api_url)
         self._switch_lock = threading.Lock()
         self.timeout = timeout
-        self._owns_session = session is None
-        self._session = session if session is not None else _pooled_session(pool_size)
-        self._environment = self._read_environment(self._api_url)
+        self._pool_size = pool_size
+        self._query = build_query({"output": "json", "api": "v1", "apiKey": self._api_key})
+        self._transports = {self._api_url: self._transport_for(self._api_url)}
 
     def _read_environment(self, base: str) -> dict[str, Any]:
         """The proxy and certificate settings of the environment for ``base``, read once.
 
-        requests reads them again on every request (all of ``os.environ``,
-        twice, and ``~/.netrc``): a quarter of the CPU a fast send spends per
-        row.  They do not change while a client lives, so a session of our own
-        stops reading the environment and each call passes what was read here
-        (again after a move to another domain: ``no_proxy`` may differ).  A
-        session the caller gave keeps its own behaviour.
+        They are read as requests reads them (``HTTP_PROXY``, ``HTTPS_PROXY``,
+        ``ALL_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``),
+        but once per client and address rather than on every request (all of
+        ``os.environ``, twice, a request): they do not change while a client
+        lives.  A move to another domain reads them again (``NO_PROXY`` may differ).
         """
-        if not self._owns_session:
-            return {}
         settings = requests.Session().merge_environment_settings(
             f"{base}/service/", {}, None, None, None
         )
-        self._session.trust_env = False
         return {name: settings[name] for name in ("proxies", "verify", "cert")}
+
+    def _transport_for(self, base: str) -> Transport:
+        """A pool for ``base`` with the environment's proxy and certificates for it."""
+        settings = self._read_environment(base)
+        proxy = select_proxy(f"{base}/service/", settings["proxies"])
+        verify = settings["verify"]
+        tls = TlsSettings(
+            verify=verify if isinstance(verify, str) else verify is not False,
+            ca_bundle=DEFAULT_CA_BUNDLE_PATH,
+            cert=settings["cert"],
+        )
+        try:
+            return Transport(
+                base,
+                proxy=proxy or None,
+                tls=tls,
+                pool_size=self._pool_size,
+                user_agent=f"mobizon-batch/{__version__}",
+            )
+        except OSError as exc:  # ssl.SSLError is an OSError too
+            location = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+            raise ConfigError(
+                f"the TLS certificates in {location} cannot be used ({exc}): "
+                f"check REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE"
+            ) from None
 
     def __repr__(self) -> str:
         return f"MobizonClient(api_url={self._api_url!r})"
@@ -171,8 +201,8 @@ class MobizonClient:
         self.close()
 
     def close(self) -> None:
-        if self._owns_session:
-            self._session.close()
+        for transport in list(self._transports.values()):
+            transport.close()
 
     @property
     def api_url(self) -> str:
@@ -229,7 +259,8 @@ class MobizonClient:
             )
         with self._switch_lock:
             if self._api_url == old_base:
-                self._environment = self._read_environment(new_base)
+                if new_base not in self._transports:
+                    self._transports[new_base] = self._transport_for(new_base)
                 self._api_url = new_base
                 log.warning(
                     "the API says this account lives on %s; using it from now on "
@@ -240,58 +271,50 @@ class MobizonClient:
 
     def _call_once(self, base: str, module: str, method: str, params: Mapping[str, Any]) -> Any:
         host = host_of(base)
-        url = f"{base}/service/{module.lower()}/{method.lower()}?" + build_query(
-            {"output": "json", "api": "v1", "apiKey": self._api_key}
-        )
+        path = f"/service/{module.lower()}/{method.lower()}?{self._query}"
         body = build_query(params).encode("ascii")
         log.debug("POST %s/service/%s/%s (%d bytes)", host, module, method, len(body))
         try:
-            response = self._session.post(
-                url,
-                data=body,
-                headers={"Content-Type": FORM_CONTENT_TYPE, "Accept": "application/json"},
-                timeout=self.timeout,
-                allow_redirects=False,
-                **self._environment,
-            )
-        except requests.RequestException as exc:
+            reply = self._transports[base].post(path, body, timeout_of(self.timeout))
+        except (HTTPError, OSError) as exc:
             # Not chained (``from None``): the original texts carry the URL, key included.
             raise self._transport_error(exc, host) from None
-        envelope = parse_envelope(response.content)
+        envelope = parse_envelope(reply.body)
         if envelope is None:
-            raise self._not_an_envelope(response, host)
+            raise self._not_an_envelope(reply, host)
         code, data, message = envelope
         if code != 0:
             raise api_error_for(code, self.redact(message), self._redact_data(data))
         return data
 
-    def _transport_error(self, exc: requests.RequestException, host: str) -> TransportError:
-        """Decide, from what requests raised, whether the server could have acted."""
+    def _transport_error(self, exc: BaseException, host: str) -> TransportError:
+        """Decide, from what urllib3 raised, whether the server could have acted.
+
+        A ``ProxyError`` is judged by what it wraps: urllib3 raises it only
+        before the proxy took the request, so a proxy that cannot be reached
+        is "could not connect" like a server that cannot.
+        """
         reason = self.redact(_short_reason(exc))
-        if isinstance(exc, requests.exceptions.ConnectTimeout) or _caused_by(
-            exc, (NewConnectionError, ConnectTimeoutError)
-        ):
+        if _caused_by(exc, (NewConnectionError, ConnectTimeoutError)):
             return NotSent(f"could not connect to {host}: {reason}", host=host)
-        if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(
-            exc
-        ):
+        if _caused_by(exc, (SSLError,)) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return NotSent(
                 f"the TLS certificate of {host} could not be verified: {reason}", host=host
             )
-        if isinstance(exc, requests.exceptions.SSLError) and "WRONG_VERSION_NUMBER" in str(exc):
+        if _caused_by(exc, (SSLError,)) and "WRONG_VERSION_NUMBER" in str(exc):
             # The handshake failed on the first bytes: nothing was sent.
             return NotSent(
                 f"{host} does not speak https (a bare domain means https): if it is a local "
                 f"server, give its address as http://{host}",
                 host=host,
             )
-        if isinstance(exc, requests.exceptions.ReadTimeout):
+        if isinstance(exc, ReadTimeoutError):
             return AnswerLost(
                 f"{host} did not answer in time (read timeout): "
                 f"the request may or may not have been processed",
                 host=host,
             )
-        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
+        if isinstance(exc, LocationValueError):
             return NotSent(f"the API address for {host} is not usable: {reason}", host=host)
         return AnswerLost(
             f"the connection to {host} broke before an answer arrived ({reason}): "
@@ -299,12 +322,10 @@ class MobizonClient:
             host=host,
         )
 
-    def _not_an_envelope(
-        self, response: requests.Response, host: str
-    ) -> ConfigError | TransportError:
-        status = response.status_code
+    def _not_an_envelope(self, reply: Reply, host: str) -> ConfigError | TransportError:
+        status = reply.status
         if status in (301, 302, 303, 307, 308):
-            target = urlsplit(response.headers.get("Location", "")).netloc or "elsewhere"
+            target = urlsplit(reply.location).netloc or "elsewhere"
             return ConfigError(
                 f"{host} redirects API calls to {target}: set MOBIZON_API_URL to the "
                 f"address it names (a redirected POST is never followed)"
@@ -449,7 +470,7 @@ def host_of(url: str) -> str:
 
 
 def _short_reason(exc: BaseException) -> str:
-    """The innermost useful words of a requests/urllib3 exception.
+    """The innermost useful words of a urllib3 exception.
 
     The innermost one says what happened ("Connection refused", "Remote end
     closed connection without response"), the outer ones mostly repeat the
@@ -461,20 +482,6 @@ def _short_reason(exc: BaseException) -> str:
 
 
 _POOL_PREFIX = re.compile(r"^<?\w+(?:Connection|Pool)\w*\(host=[^)]*\)>?:\s*")
-
-
-def _pooled_session(pool_size: int) -> requests.Session:
-    """A session whose pool fits ``pool_size`` concurrent workers and never retries.
-
-    urllib3 must not retry on its own: a POST it repeats behind our back is a
-    second SMS.  ``max_retries=0`` makes every failure visible to us.
-    """
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = f"mobizon-batch/{__version__}"
-    return session
 
 
 __all__ = [
