@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections import deque
@@ -46,10 +47,15 @@ def envelope(code: Any = 0, data: Any = None, message: str = "", status: int = 2
 
 
 class ScriptedServer:
-    def __init__(self) -> None:
+    """``tls``: serve https with this context (the handshake happens on accept)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[RawRequest] = []
         self.answers: deque[Canned] = deque()
+        self.scheme = "https" if tls else "http"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._server.scripted = self  # type: ignore[attr-defined]
@@ -60,7 +66,7 @@ class ScriptedServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
     def queue(self, *answers: Canned) -> None:
         self.answers.extend(answers)
