@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import os
 import ssl
+import warnings
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -152,13 +154,14 @@ def _manager(base: str, proxy: str | None, tls: TlsSettings, pool_size: int) -> 
             "the proxy address the environment names has no host: check HTTP_PROXY/HTTPS_PROXY"
         )
     if parts.scheme.lower().startswith("socks"):
-        try:
-            from urllib3.contrib.socks import SOCKSProxyManager
-        except ImportError:
+        socks = _socks_manager()
+        if socks is None:
+            # Raised outside the ``except``: its words are the sentence, not the ImportError's.
             raise LocationValueError(
-                "the environment names a SOCKS proxy, which needs the PySocks package"
-            ) from None
-        return SOCKSProxyManager(
+                "the environment names a SOCKS proxy, which needs the PySocks package "
+                "(pip install pysocks)"
+            )
+        return socks(
             proxy,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
@@ -168,6 +171,17 @@ def _manager(base: str, proxy: str | None, tls: TlsSettings, pool_size: int) -> 
     if parts.username is not None:
         proxy_headers["Proxy-Authorization"] = _basic(parts.username, parts.password)
     return urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **options)
+
+
+def _socks_manager() -> Callable[..., urllib3.PoolManager] | None:
+    """urllib3's SOCKS proxy manager, or None without PySocks (as requests, optional)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # urllib3 warns without PySocks; our sentence says it
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError:
+            return None
+    return SOCKSProxyManager
 
 
 def _tls_options(tls: TlsSettings) -> dict[str, Any]:

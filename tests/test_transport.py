@@ -121,6 +121,16 @@ def test_a_proxy_without_a_host_is_not_usable(clean_env: pytest.MonkeyPatch) -> 
             api.send_sms("77012345678", "x")
 
 
+def test_a_socks_proxy_is_never_bypassed(
+    clean_env: pytest.MonkeyPatch, scripted: ScriptedServer
+) -> None:
+    """Through the SOCKS proxy (nobody listens) with PySocks, a sentence without it."""
+    clean_env.setenv("ALL_PROXY", f"socks5://127.0.0.1:{free_port()}")
+    with client_for(scripted.url) as api, pytest.raises(errors.NotSent):
+        api.get_balance()
+    assert scripted.requests == []
+
+
 # ---------------------------------------------------- no redirect, no retry
 
 
