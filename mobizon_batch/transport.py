@@ -127,8 +127,13 @@ class Transport:
         return Reply(response.status, response.data, response.headers.get("Location", ""))
 
     def close(self) -> None:
+        """Close the idle connections; a later request opens new ones (as with requests)."""
+        if self._direct is not None:
+            self._direct.close()
         if self._manager is not None:
-            self._manager.clear()
+            self._manager.clear()  # drops the proxy pools, as requests' close does
+            if self._direct is not None:
+                self._direct = self._manager.connection_from_url(self.base)
 
 
 def timeout_of(value: float | tuple[float, float]) -> urllib3.Timeout:

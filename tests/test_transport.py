@@ -210,6 +210,16 @@ def test_a_refused_connection_is_not_sent_and_tried_once() -> None:
             api.get_balance()
 
 
+def test_a_closed_client_opens_new_connections(scripted: ScriptedServer) -> None:
+    scripted.queue(BALANCE, BALANCE)
+    api = client_for(scripted.url)
+    api.get_balance()
+    api.close()
+    assert api.get_balance()[1] == "KZT"
+    api.close()
+    assert len(scripted.requests) == 2
+
+
 # ------------------------------------------------------------------ headers
 
 
