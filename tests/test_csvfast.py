@@ -19,6 +19,7 @@ import pytest
 from mobizon_batch.errors import InputError
 from mobizon_batch.table import csvfast, csvfile, read_table
 from mobizon_batch.table.csvfast import scan_lines
+from mobizon_batch.table.limits import ReadLimits
 
 
 def _read_both(
@@ -225,6 +226,26 @@ def test_random_files_often_take_the_quick_reader(
         path.write_bytes(data)
         taken += _read_both(path, monkeypatch)[2]
     assert taken >= 90
+
+
+def test_a_long_field_after_a_trailing_delimiter_is_refused_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A field over 16 MB is refused even when it is all spaces past the header's width.
+
+    The quick reader drops a blank field past the header, but the csv
+    module refuses the line before that (the header is judged on 30 rows,
+    so the long line comes after them; ``--max-input-mb`` lets it in).
+    """
+    path = tmp_path / "list.csv"
+    spaces = b" " * (csvfile._FIELD_LIMIT + 1)
+    path.write_bytes(b"phone,text\n" + b"7701,a\n" * 40 + b"7702,b," + spaces + b"\n7703,c\n")
+    quick, careful, _ = _read_both(path, monkeypatch, limits=ReadLimits(9000))
+    assert careful == ("error", f"{path.name}, line 42: {_LONG_FIELD}")
+    assert quick == careful
+
+
+_LONG_FIELD = 'a field is longer than 16 MB, which usually means a quote (") is never closed'
 
 
 @pytest.mark.parametrize(

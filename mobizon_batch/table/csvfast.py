@@ -91,10 +91,12 @@ def read_columns(
         return None  # a record spans lines, or a lone CR ends one: see scan_lines
     columns = [frame[label].to_numpy(dtype=object) for label in frame.columns]
     del frame
-    if any(map(str.strip, columns.pop())):
-        return None  # a line with more fields than the header: the careful reader names it
+    # The spare column too: the csv module refuses a long field wherever it
+    # is, even one of spaces after a trailing delimiter that is dropped below.
     if scan.long_line and any(max(map(len, column), default=0) > field_limit for column in columns):
         return None
+    if any(map(str.strip, columns.pop())):
+        return None  # a line with more fields than the header: the careful reader names it
     lines = np.arange(header_end + 1, header_end + 1 + count, dtype=np.int64)
     return QuickColumns(columns, lines, scan.zero_byte)
 
