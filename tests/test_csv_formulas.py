@@ -17,7 +17,7 @@ from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.journal import Journal
 from mobizon_batch.prepare import PlanOptions, build_plan
 from mobizon_batch.results import IN_FLIGHT_NOTE, send_results
-from mobizon_batch.table import read_table, write_table
+from mobizon_batch.table import read_table, write_table, writing
 from mobizon_batch.table.writing import neutralise
 
 HOSTILE = {
@@ -65,6 +65,23 @@ def test_write_table_neutralises_cells_and_names_unless_raw(tmp_path: Path) -> N
     assert [row[1] for row in rows[1:]] == [str(n) for n in range(len(HOSTILE))]
     write_table(frame, path, raw_csv=True)
     assert [row[0] for row in written_cells(path)[1:]] == list(HOSTILE)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        ["1", "+\x00"],  # a NUL after the sign: no number, whatever else the column holds
+        ["+7 701", "-\x005", "8 (701)"],
+        ["=x", *["1"] * 5, "+\x00"],  # written in blocks: the NUL cell alone in the last one
+    ],
+)
+def test_every_cell_is_judged_by_the_rule_whatever_its_column_and_block(
+    column: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writing, "_BLOCK", 3)
+    path = tmp_path / "out.csv"
+    write_table(pd.DataFrame({"a": pd.Series(column, dtype="str")}), path)
+    assert [row[0] for row in written_cells(path)[1:]] == [neutralise(cell) for cell in column]
 
 
 LIST = [

@@ -305,12 +305,11 @@ def _neutral_cells(values: list[Any]) -> list[Any]:
         return [neutralise(v) if type(v) is str and v[:1] in _MAY_NEED else v for v in values]
     if not _SUSPECT_START.search(joined):
         return values
-    if (
-        not _FIRM_START.search(joined)
-        and joined.isascii()
-        and not joined.encode("ascii").translate(None, _PLAIN_BYTES)
-    ):
-        return values
+    if not _FIRM_START.search(joined) and joined.isascii():
+        plain = joined.encode("ascii")
+        # The NULs must be the joins alone: ``+`` then a NUL in a cell is no number.
+        if plain.count(0) == len(values) and not plain.translate(None, _PLAIN_BYTES):
+            return values
     judged = list(values)
     suspects = map(_MAY_NEED.__contains__, map(_FIRST, values))
     for index in compress(range(len(values)), suspects):
