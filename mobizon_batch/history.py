@@ -21,14 +21,18 @@ The query is the cheapest of two: one listing per distinct text
 few texts, or the whole window when that is fewer pages.  The first page of the
 window tells its size, and that page is not wasted when the window wins.  Calls
 are bounded (``max_calls``); a guard that would need more stops and says so
-rather than guessing.
+rather than guessing.  Once the first page has told the window's size, the
+other pages are asked ``LIST_WORKERS`` at a time: a big account's window is
+many pages, and asked one after another each waits out the network.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +46,8 @@ DEFAULT_WINDOW = DEFAULT_HISTORY_WINDOW
 #: Without a learned account clock the window is widened by the largest gap two zones can have.
 UNKNOWN_CLOCK_WIDENING = timedelta(hours=26)
 DEFAULT_MAX_CALLS = 5000
+#: pages of the window asked at once, once its size is known (each read retried as every read)
+LIST_WORKERS = 4
 
 
 def normalized(text: str) -> str:
@@ -125,7 +131,7 @@ def guard(
             items.extend(budget.all_pages({**base, "text": text}))
     else:
         report.query = "by time window"
-        items = first + budget.all_pages(base, start=1, total=total)
+        items = first + budget.window_pages(base, total)
     owned = set(own_ids)
     for item in _unique(items):
         message_id = item.get("id")
@@ -175,15 +181,17 @@ class _Budget:
         self, client: ListSource, policy: ReadPolicy | None, max_calls: int, report: GuardReport
     ) -> None:
         self.client, self.policy, self.max_calls, self.report = client, policy, max_calls, report
+        self._counting = threading.Lock()  # pages may be asked from several threads
 
     def page(self, criteria: dict[str, Any], number: int) -> tuple[list[dict[str, Any]], int]:
-        if self.report.calls >= self.max_calls:
-            raise ConfigError(
-                f"the history guard stopped after {self.report.calls} Message/List calls "
-                f"without covering the resend window: shorten --resend-window, or pass "
-                f"--allow-resend if this list may go to people who already got it"
-            )
-        self.report.calls += 1
+        with self._counting:
+            if self.report.calls >= self.max_calls:
+                raise ConfigError(
+                    f"the history guard stopped after {self.report.calls} Message/List calls "
+                    f"without covering the resend window: shorten --resend-window, or pass "
+                    f"--allow-resend if this list may go to people who already got it"
+                )
+            self.report.calls += 1
 
         def fetch() -> tuple[list[dict[str, Any]], int]:
             return self.client.list_messages(
@@ -192,11 +200,46 @@ class _Budget:
 
         return call_read(fetch, policy=self.policy)
 
-    def all_pages(
-        self, criteria: dict[str, Any], *, start: int = 0, total: int | None = None
-    ) -> list[dict[str, Any]]:
+    def window_pages(self, criteria: dict[str, Any], total: int) -> list[dict[str, Any]]:
+        """The messages of every page after the first, asked ``LIST_WORKERS`` at a time.
+
+        As one after another would: pages are asked while the largest total
+        any page reported is not covered (a window that grows while it is
+        listed is followed) and none came back short.  A page's failure is
+        raised here, once the pages in flight have ended.
+        """
+        pages: dict[int, list[dict[str, Any]]] = {}
+        in_flight: dict[Future[tuple[list[dict[str, Any]], int]], int] = {}
+        number, short = 1, False
+        with ThreadPoolExecutor(LIST_WORKERS, thread_name_prefix="history-page") as pool:
+            try:
+                while True:
+                    while (
+                        not short
+                        and len(in_flight) < LIST_WORKERS
+                        and number * LIST_PAGE_SIZE < total
+                    ):
+                        in_flight[pool.submit(self.page, criteria, number)] = number
+                        number += 1
+                    if not in_flight:
+                        break
+                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        asked = in_flight.pop(future)
+                        page, reported = future.result()
+                        pages[asked] = page
+                        total = max(total, reported)
+                        short = short or len(page) < LIST_PAGE_SIZE
+            finally:
+                for future in in_flight:
+                    future.cancel()
+        return [item for asked in sorted(pages) for item in pages[asked]]
+
+    def all_pages(self, criteria: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every page, one after another (a query by text: a page or two)."""
         items: list[dict[str, Any]] = []
-        number = start
+        number = 0
+        total: int | None = None
         while total is None or number * LIST_PAGE_SIZE < total:
             page, total = self.page(criteria, number)
             items.extend(page)

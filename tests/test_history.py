@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from mobizon_batch.client import MobizonClient
 from mobizon_batch.emulator import MobizonEmulator
 from mobizon_batch.errors import ConfigError
-from mobizon_batch.history import Planned, guard
+from mobizon_batch.history import LIST_WORKERS, Planned, guard
 
 
 def planned(count: int, text: str = "Sale today", prefix: str = "7701") -> list[Planned]:
@@ -105,3 +108,82 @@ def test_the_guard_stops_at_its_bound_with_a_sentence(
     many = [Planned(f"k{n}", f"7701{n:07d}", f"Code {n}") for n in range(30)]
     with pytest.raises(ConfigError, match="history guard stopped after 3 Message/List calls"):
         guard(client, many, offset=0.0, max_calls=3)
+
+
+class PagedAccount:
+    """A ListSource of ``count`` messages that takes ``delay`` a page and notes how many overlap.
+
+    ``grow_to``: the total it reports from the second call on (a window that
+    grows while it is listed); ``broken``: a page that fails.
+    """
+
+    def __init__(
+        self, count: int, *, delay: float = 0.0, grow_to: int | None = None, broken: int = -1
+    ) -> None:
+        self.count, self.delay, self.grow_to, self.broken = count, delay, grow_to, broken
+        self.asked: list[int] = []
+        self.running = self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    def list_messages(
+        self,
+        criteria: Mapping[str, Any] | None = None,
+        page: int = 0,
+        page_size: int = 100,
+        sort: Mapping[str, str] | None = None,
+        *,
+        with_number_info: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]:
+        with self.lock:
+            self.asked.append(page)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+            total = self.count if len(self.asked) == 1 or self.grow_to is None else self.grow_to
+        try:
+            time.sleep(self.delay)
+            if page == self.broken:
+                raise RuntimeError(f"page {page} broke")
+            first = page * page_size
+            items = [
+                {"id": n + 1, "to": f"7701{n:07d}", "text": f"Code {n}", "campaignId": n + 1}
+                for n in range(first, min(first + page_size, total))
+            ]
+            return items, total
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def many_codes(numbers: range) -> list[Planned]:
+    return [Planned(f"k{n}", f"7701{n:07d}", f"Code {n}") for n in numbers]
+
+
+def test_the_window_is_listed_several_pages_at_once_and_wholly() -> None:
+    account = PagedAccount(2_000, delay=0.05)
+    report = guard(account, many_codes(range(1_950, 2_000)), offset=0.0)
+    assert report.query == "by time window"
+    assert sorted(account.asked) == list(range(20)) and report.calls == 20  # no page twice
+    assert account.most_at_once == LIST_WORKERS
+    assert {key: e.message_id for key, e in report.already.items()} == {
+        f"k{n}": n + 1 for n in range(1_950, 2_000)
+    }
+
+
+def test_a_window_that_grows_while_it_is_listed_is_followed_to_its_end() -> None:
+    account = PagedAccount(1_000, grow_to=1_450)
+    report = guard(account, many_codes(range(1_400, 1_450)), offset=0.0)
+    assert sorted(account.asked) == list(range(15))
+    assert len(report.already) == 50
+
+
+def test_a_page_that_fails_fails_the_guard() -> None:
+    account = PagedAccount(3_000, broken=7)
+    with pytest.raises(RuntimeError, match="page 7 broke"):
+        guard(account, many_codes(range(60)), offset=0.0)
+
+
+def test_the_bound_holds_with_pages_asked_at_once() -> None:
+    account = PagedAccount(5_000, delay=0.01)
+    with pytest.raises(ConfigError, match="history guard stopped after 9 Message/List calls"):
+        guard(account, many_codes(range(60)), offset=0.0, max_calls=9)
+    assert len(account.asked) == 9
