@@ -23,7 +23,9 @@ window tells its size, and that page is not wasted when the window wins.  Calls
 are bounded (``max_calls``); a guard that would need more stops and says so
 rather than guessing.  Once the first page has told the window's size, the
 other pages are asked ``LIST_WORKERS`` at a time: a big account's window is
-many pages, and asked one after another each waits out the network.
+many pages, and asked one after another each waits out the network.  Pages
+asked at once are read in no set order, so a window that moved meanwhile is
+read again one page after another (see ``_Budget.window_pages``).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def guard(
             items.extend(budget.all_pages({**base, "text": text}))
     else:
         report.query = "by time window"
-        items = first + budget.window_pages(base, total)
+        items = budget.window_pages(base, first, total)
     owned = set(own_ids)
     for item in _unique(items):
         message_id = item.get("id")
@@ -200,8 +202,37 @@ class _Budget:
 
         return call_read(fetch, policy=self.policy)
 
-    def window_pages(self, criteria: dict[str, Any], total: int) -> list[dict[str, Any]]:
-        """The messages of every page after the first, asked ``LIST_WORKERS`` at a time.
+    def window_pages(
+        self, criteria: dict[str, Any], first: list[dict[str, Any]], total: int
+    ) -> list[dict[str, Any]]:
+        """The window's messages: ``first`` (page 0, which said ``total``), then the other
+        pages, asked ``LIST_WORKERS`` at a time.
+
+        Why a second reading when the window moved: read one after another, a
+        message that a newly sent campaign pushes down the listing moves onto a
+        page not read yet, so it is met once or twice, never missed.  Pages
+        asked at once are read in no set order: one pushed off a page read late
+        onto a page read early is on neither, and a missed message is sent
+        twice.  The pages read at once are kept only when they prove they saw
+        one window: every one reported the same total, or as many messages were
+        read as the largest total any page reported.  Otherwise the window is
+        read again one page after another, and both readings count.
+        """
+        rest, totals = self._pages_at_once(criteria, total)
+        items = first + rest
+        read = {item.get("id") for item in items} - {None}
+        # Page 0 was read before every other page: a message moved past it moved
+        # onto a page read later, so its total need not agree with theirs.
+        steady = len(set(totals)) <= 1 and min(totals, default=total) >= total
+        if not steady and len(read) < max([total, *totals]):
+            items += self.all_pages(criteria)
+        return items
+
+    def _pages_at_once(
+        self, criteria: dict[str, Any], total: int
+    ) -> tuple[list[dict[str, Any]], list[int]]:
+        """Pages 1.. asked ``LIST_WORKERS`` at a time: their messages in page order, and
+        the total each reported.
 
         As one after another would: pages are asked while the largest total
         any page reported is not covered (a window that grows while it is
@@ -209,6 +240,7 @@ class _Budget:
         raised here, once the pages in flight have ended.
         """
         pages: dict[int, list[dict[str, Any]]] = {}
+        totals: list[int] = []
         in_flight: dict[Future[tuple[list[dict[str, Any]], int]], int] = {}
         number, short = 1, False
         with ThreadPoolExecutor(LIST_WORKERS, thread_name_prefix="history-page") as pool:
@@ -228,12 +260,13 @@ class _Budget:
                         asked = in_flight.pop(future)
                         page, reported = future.result()
                         pages[asked] = page
+                        totals.append(reported)
                         total = max(total, reported)
                         short = short or len(page) < LIST_PAGE_SIZE
             finally:
                 for future in in_flight:
                     future.cancel()
-        return [item for asked in sorted(pages) for item in pages[asked]]
+        return [item for asked in sorted(pages) for item in pages[asked]], totals
 
     def all_pages(self, criteria: dict[str, Any]) -> list[dict[str, Any]]:
         """Every page, one after another (a query by text: a page or two)."""

@@ -187,3 +187,52 @@ def test_the_bound_holds_with_pages_asked_at_once() -> None:
     with pytest.raises(ConfigError, match="history guard stopped after 9 Message/List calls"):
         guard(account, many_codes(range(60)), offset=0.0, max_calls=9)
     assert len(account.asked) == 9
+
+
+class ShiftingAccount(PagedAccount):
+    """A window that moves under parallel readers: serving page ``late + 1`` inserts a message
+    at its front (an older campaign sent meanwhile), and page ``late`` waits for that.
+
+    A reader that asks the pages out of order then finds the last message of page ``late``
+    on neither page (it moved onto the page already read); one that reads them in order
+    meets it once or twice, never not at all.
+    """
+
+    def __init__(self, count: int, late: int) -> None:
+        super().__init__(count)
+        self.late = late
+        self.messages = [
+            {"id": n + 1, "to": f"7701{n:07d}", "text": f"Code {n}", "campaignId": n + 1}
+            for n in range(count)
+        ]
+        self.moved = threading.Event()
+
+    def list_messages(
+        self,
+        criteria: Mapping[str, Any] | None = None,
+        page: int = 0,
+        page_size: int = 100,
+        sort: Mapping[str, str] | None = None,
+        *,
+        with_number_info: bool = False,
+    ) -> tuple[list[dict[str, Any]], int]:
+        if page == self.late:
+            self.moved.wait(timeout=30)  # a bound, not a timing: the page after it is in flight
+        with self.lock:
+            self.asked.append(page)
+            items = [dict(item) for item in self.messages[page * page_size :][:page_size]]
+            total = len(self.messages)
+            if page == self.late + 1 and not self.moved.is_set():
+                front = {"id": 99_999, "to": "77019999999", "text": "Other", "campaignId": 0}
+                self.messages.insert(0, front)
+                self.moved.set()
+        return items, total
+
+
+def test_a_message_pushed_onto_a_page_already_read_is_still_found() -> None:
+    account = ShiftingAccount(600, late=2)
+    last_of_late_page = 299
+    report = guard(account, many_codes(range(250, 350)), offset=0.0)
+    assert account.moved.is_set()
+    assert f"k{last_of_late_page}" in report.already
+    assert len(report.already) == 100
