@@ -293,4 +293,12 @@ def _duration(window: timedelta) -> str:
     return f"{seconds}s"
 
 
-__all__ = ["DEFAULT_WINDOW", "Earlier", "GuardReport", "Planned", "guard", "normalized"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "LIST_WORKERS",
+    "Earlier",
+    "GuardReport",
+    "Planned",
+    "guard",
+    "normalized",
+]

@@ -449,3 +449,16 @@ def test_an_unwritable_results_file_is_reported_after_the_summary(
     assert "Sent 5 messages" in captured.out  # the summary still tells what happened
     assert "run the same command again" in captured.err and "journal" in captured.err
     assert len(api_env.messages()) == 5
+
+
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_a_send_with_few_workers_reads_the_history_without_pool_warnings(
+    api_env: MobizonEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    """The history guard reads pages four at a time whatever ``--workers`` says."""
+    api_env.preload(1_000, text="Sale today")  # ten pages of history
+    source = write_list(tmp_path / "list.csv", numbers(20, start=5_000))  # the whole window wins
+    assert main(["send", str(source), "-o", str(tmp_path / "r.csv"), "--workers", workers]) == 0
+    assert len(api_env.calls("message/list")) >= 10
+    assert "Connection pool is full" not in capsys.readouterr().err
+    assert len(api_env.messages()) == 1_020

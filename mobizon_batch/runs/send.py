@@ -30,7 +30,7 @@ from mobizon_batch.campaign_pass import CampaignSummary
 from mobizon_batch.campaign_plan import CampaignDraft, group_rows
 from mobizon_batch.config import api_url_setting
 from mobizon_batch.errors import ConfigError, InputError, MobizonBatchError, StorageError
-from mobizon_batch.history import DEFAULT_WINDOW, GuardReport
+from mobizon_batch.history import DEFAULT_WINDOW, LIST_WORKERS, GuardReport
 from mobizon_batch.journal import Journal, default_journal_path
 from mobizon_batch.paths import check_distinct, sqlite_companions
 from mobizon_batch.prepare import Plan
@@ -192,7 +192,9 @@ def send_list(options: SendListOptions, observer: Observer | None = None) -> Sen
     window = parse_window(options.send_window) if options.send_window else None
     plan = plan_list(options, observer)
     result = SendListResult(plan, results, journal_path)
-    with client_for(options.api, pool_size=send.workers) as client:
+    # The pool serves the history guard's pages too (LIST_WORKERS at once): a pool
+    # smaller than that drops connections with a warning on every page.
+    with client_for(options.api, pool_size=max(send.workers, LIST_WORKERS)) as client:
         balance, currency = fetch_balance(client)  # bad key or domain: stop before any row
         if options.deferred_to is not None:
             clock = account_clock(client, options.timezone, learned_lead(client.api_url))
