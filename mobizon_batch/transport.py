@@ -175,7 +175,11 @@ def _manager(base: str, proxy: str | None, tls: TlsSettings, pool_size: int) -> 
     proxy_headers = {}
     if parts.username is not None:
         proxy_headers["Proxy-Authorization"] = _basic(parts.username, parts.password)
-    return urllib3.ProxyManager(proxy, proxy_headers=proxy_headers, **options)
+    # An https proxy is checked with the API's certificates, as requests checks it
+    # (urllib3 alone would use the system's store, not certifi's or the environment's).
+    return urllib3.ProxyManager(
+        proxy, proxy_headers=proxy_headers, proxy_ssl_context=options.get("ssl_context"), **options
+    )
 
 
 def _socks_manager() -> Callable[..., urllib3.PoolManager] | None:

@@ -10,6 +10,7 @@ path.
 from __future__ import annotations
 
 import base64
+import contextlib
 import socket
 import ssl
 import threading
@@ -294,6 +295,97 @@ def test_https_to_a_plain_http_server_is_not_sent(scripted: ScriptedServer) -> N
         with pytest.raises(errors.NotSent, match="does not speak https"):
             api.get_balance()
     assert scripted.requests == []
+
+
+class TunnelProxy:
+    """An https proxy: answers CONNECT over TLS and relays bytes, noting each target asked."""
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        self.targets: list[str] = []
+        self._tls = tls
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(raw,), daemon=True).start()
+
+    def _tunnel(self, raw: socket.socket) -> None:
+        try:
+            client = self._tls.wrap_socket(raw, server_side=True)
+        except OSError:  # the caller refused our certificate
+            raw.close()
+            return
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                head += chunk
+            target = head.split(b" ")[1].decode("ascii")
+            self.targets.append(target)
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host, int(port))) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+                back.start()
+                _pump(client, upstream)
+                back.join(10)
+
+    def __enter__(self) -> TunnelProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            target.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def tls_proxy() -> Iterator[TunnelProxy]:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "server.pem")
+    with TunnelProxy(context) as proxy:
+        yield proxy
+
+
+def test_an_https_proxy_is_checked_against_the_environments_bundle(
+    clean_env: pytest.MonkeyPatch, https_server: ScriptedServer, tls_proxy: TunnelProxy
+) -> None:
+    """As requests does: the bundle that vouches for the API vouches for the proxy."""
+    clean_env.setenv("REQUESTS_CA_BUNDLE", str(TLS / "ca.pem"))
+    clean_env.setenv("HTTPS_PROXY", tls_proxy.url)
+    https_server.queue(BALANCE)
+    with client_for(https_server.url) as api:
+        assert api.get_balance()[1] == "KZT"
+    assert tls_proxy.targets == [urlsplit(https_server.url).netloc]
+    assert len(https_server.requests) == 1
+
+
+def test_an_https_proxy_with_an_unknown_certificate_is_not_sent(
+    clean_env: pytest.MonkeyPatch, https_server: ScriptedServer, tls_proxy: TunnelProxy
+) -> None:
+    clean_env.setenv("HTTPS_PROXY", tls_proxy.url)
+    with client_for(https_server.url) as api:
+        with pytest.raises(errors.NotSent, match="could not be verified"):
+            api.send_sms("77012345678", "x")
+    assert tls_proxy.targets == [] and https_server.requests == []
 
 
 # ----------------------------------------------------------- domain switch
