@@ -204,6 +204,54 @@ def test_a_connection_closed_after_the_request_is_not_retried() -> None:
         assert server.seen == 1
 
 
+class AnswersOnceServer(ClosingServer):
+    """Answers a connection's first request and keeps it open; reads the next one and
+    closes without a word (a kept-alive connection the server drops while it works)."""
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection:
+                if not self._read(connection):
+                    continue
+                body = BALANCE.body
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                self._read(connection)
+
+    def _read(self, connection: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        while len(body) < length:
+            body += connection.recv(65536)
+        self.seen += 1
+        return True
+
+
+def test_a_reused_connection_dropped_after_the_request_is_not_sent_again() -> None:
+    """urllib3 must not repeat the POST on a new connection when a pooled one dies."""
+    with AnswersOnceServer() as server, client_for(server.url) as api:
+        assert api.get_balance()[1] == "KZT"
+        with pytest.raises(errors.AnswerLost, match="may or may not have been processed"):
+            api.send_sms("77012345678", "x")
+        assert server.seen == 2
+
+
 def test_a_refused_connection_is_not_sent_and_tried_once() -> None:
     port = free_port()
     with client_for(f"http://127.0.0.1:{port}") as api:
@@ -279,6 +327,18 @@ def test_the_environments_certificate_bundle_is_trusted(
     with client_for(https_server.url) as api:
         assert api.get_balance()[1] == "KZT"
     assert len(https_server.requests) == 1
+
+
+def test_a_certificate_for_another_name_is_refused(
+    clean_env: pytest.MonkeyPatch, https_server: ScriptedServer
+) -> None:
+    """The bundle vouches for 127.0.0.1's certificate; asked as localhost, it must not pass."""
+    clean_env.setenv("REQUESTS_CA_BUNDLE", str(TLS / "ca.pem"))
+    port = urlsplit(https_server.url).port
+    with client_for(f"https://localhost:{port}") as api:
+        with pytest.raises(errors.NotSent, match="Hostname mismatch"):
+            api.send_sms("77012345678", "x")
+    assert https_server.requests == []
 
 
 def test_a_certificate_bundle_that_cannot_be_read_is_a_configuration_error(
