@@ -31,10 +31,10 @@ read again one page after another (see ``_Budget.window_pages``).
 from __future__ import annotations
 
 import math
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +48,7 @@ DEFAULT_WINDOW = DEFAULT_HISTORY_WINDOW
 #: Without a learned account clock the window is widened by the largest gap two zones can have.
 UNKNOWN_CLOCK_WIDENING = timedelta(hours=26)
 DEFAULT_MAX_CALLS = 5000
+_Page = tuple[list[dict[str, Any]], int]
 #: pages of the window asked at once, once its size is known (each read retried as every read)
 LIST_WORKERS = 4
 
@@ -238,34 +239,48 @@ class _Budget:
         any page reported is not covered (a window that grows while it is
         listed is followed) and none came back short.  A page's failure is
         raised here, once the pages in flight have ended.
+
+        Each page is read by a daemon thread of its own rather than a pool's:
+        Ctrl-C (or SIGTERM) stops the guard at once, as it stopped the reads
+        one after another, instead of waiting out the reads in flight and
+        their retries; those only read, and end with the process.
         """
         pages: dict[int, list[dict[str, Any]]] = {}
         totals: list[int] = []
-        in_flight: dict[Future[tuple[list[dict[str, Any]], int]], int] = {}
-        number, short = 1, False
-        with ThreadPoolExecutor(LIST_WORKERS, thread_name_prefix="history-page") as pool:
+        answers: queue.Queue[tuple[int, _Page | None, BaseException | None]] = queue.Queue()
+        failure: BaseException | None = None
+        running, number, short = 0, 1, False
+
+        def read(asked: int) -> None:
             try:
-                while True:
-                    while (
-                        not short
-                        and len(in_flight) < LIST_WORKERS
-                        and number * LIST_PAGE_SIZE < total
-                    ):
-                        in_flight[pool.submit(self.page, criteria, number)] = number
-                        number += 1
-                    if not in_flight:
-                        break
-                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                    for future in done:
-                        asked = in_flight.pop(future)
-                        page, reported = future.result()
-                        pages[asked] = page
-                        totals.append(reported)
-                        total = max(total, reported)
-                        short = short or len(page) < LIST_PAGE_SIZE
-            finally:
-                for future in in_flight:
-                    future.cancel()
+                answers.put((asked, self.page(criteria, asked), None))
+            except BaseException as exc:  # raised again below, in the guard's thread
+                answers.put((asked, None, exc))
+
+        while True:
+            while (
+                failure is None
+                and not short
+                and running < LIST_WORKERS
+                and number * LIST_PAGE_SIZE < total
+            ):
+                name = f"history-page-{number}"
+                threading.Thread(target=read, args=(number,), name=name, daemon=True).start()
+                running, number = running + 1, number + 1
+            if not running:
+                break
+            asked, answer, error = answers.get()
+            running -= 1
+            if answer is None:
+                failure = failure or error
+                continue
+            page, reported = answer
+            pages[asked] = page
+            totals.append(reported)
+            total = max(total, reported)
+            short = short or len(page) < LIST_PAGE_SIZE
+        if failure is not None:
+            raise failure
         return [item for asked in sorted(pages) for item in pages[asked]], totals
 
     def all_pages(self, criteria: dict[str, Any]) -> list[dict[str, Any]]:

@@ -236,3 +236,31 @@ def test_a_message_pushed_onto_a_page_already_read_is_still_found() -> None:
     assert account.moved.is_set()
     assert f"k{last_of_late_page}" in report.already
     assert len(report.already) == 100
+
+
+def test_ctrl_c_stops_the_guard_without_waiting_for_the_reads_in_flight() -> None:
+    """A read that hangs does not hold the guard once the user interrupts it."""
+    import _thread
+
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    class HangingAccount(PagedAccount):
+        def list_messages(self, *args: Any, **kwargs: Any) -> tuple[list[dict[str, Any]], int]:
+            page = kwargs.get("page", args[1] if len(args) > 1 else 0)
+            if page == 2:
+                started.set()
+                release.wait(10)  # a read the server does not answer (until the test ends)
+                finished.set()
+            return super().list_messages(*args, **kwargs)
+
+    def interrupt_once_the_read_hangs() -> None:
+        if started.wait(10):
+            _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_the_read_hangs, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            guard(HangingAccount(1_000), many_codes(range(60)), offset=0.0)
+        assert not finished.is_set()  # the guard ended while the read still hung
+    finally:
+        release.set()
