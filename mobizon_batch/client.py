@@ -22,7 +22,6 @@ puts URLs into its exception texts, so those are redacted and never chained.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -53,7 +52,14 @@ from mobizon_batch.errors import (
     WrongDomain,
     api_error_for,
 )
-from mobizon_batch.transport import Reply, TlsSettings, Transport, timeout_of
+from mobizon_batch.transport import (
+    Reply,
+    TlsSettings,
+    Transport,
+    caused_by,
+    short_reason,
+    timeout_of,
+)
 from mobizon_batch.wireformat import (
     RedactingFilter,
     build_query,
@@ -94,32 +100,6 @@ class StatusRecord:
     seg_num: int | None
     start_send_ts: datetime | None
     status_update_ts: datetime | None
-
-
-def _wrapped(exc: BaseException) -> list[BaseException]:
-    """``exc`` and everything it wraps, once each, outermost first.
-
-    urllib3 wraps socket and ssl errors, in ``args``, ``reason``,
-    ``__cause__`` and ``__context__``; both questions asked of a failure
-    (what kind is it, and what are its innermost words) walk this one list.
-    """
-    found: list[BaseException] = []
-    seen: set[int] = set()
-    pending: list[Any] = [exc]
-    while pending:
-        item = pending.pop(0)
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        found.append(item)
-        pending.extend([getattr(item, "reason", None), *item.args, item.__cause__])
-        pending.append(item.__context__)
-    return found
-
-
-def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    """True if ``exc`` or anything it wraps (args, causes, urllib3 reasons) is of ``kinds``."""
-    return any(isinstance(item, kinds) for item in _wrapped(exc))
 
 
 # -------------------------------------------------------------------- client
@@ -294,14 +274,14 @@ class MobizonClient:
         before the proxy took the request, so a proxy that cannot be reached
         is "could not connect" like a server that cannot.
         """
-        reason = self.redact(_short_reason(exc))
-        if _caused_by(exc, (NewConnectionError, ConnectTimeoutError)):
+        reason = self.redact(short_reason(exc))
+        if caused_by(exc, (NewConnectionError, ConnectTimeoutError)):
             return NotSent(f"could not connect to {host}: {reason}", host=host)
-        if _caused_by(exc, (SSLError,)) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        if caused_by(exc, (SSLError,)) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
             return NotSent(
                 f"the TLS certificate of {host} could not be verified: {reason}", host=host
             )
-        if _caused_by(exc, (SSLError,)) and "WRONG_VERSION_NUMBER" in str(exc):
+        if caused_by(exc, (SSLError,)) and "WRONG_VERSION_NUMBER" in str(exc):
             # The handshake failed on the first bytes: nothing was sent.
             return NotSent(
                 f"{host} does not speak https (a bare domain means https): if it is a local "
@@ -467,21 +447,6 @@ def _typed_list_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def host_of(url: str) -> str:
     """``host[:port]`` of ``url``, without any credentials it may carry."""
     return urlsplit(url).netloc.rpartition("@")[2]
-
-
-def _short_reason(exc: BaseException) -> str:
-    """The innermost useful words of a urllib3 exception.
-
-    The innermost one says what happened ("Connection refused", "Remote end
-    closed connection without response"), the outer ones mostly repeat the
-    pool and the URL.
-    """
-    innermost = _wrapped(exc)[-1]
-    text = _POOL_PREFIX.sub("", str(innermost)).strip() or type(innermost).__name__
-    return text[:300]
-
-
-_POOL_PREFIX = re.compile(r"^<?\w+(?:Connection|Pool)\w*\(host=[^)]*\)>?:\s*")
 
 
 __all__ = [

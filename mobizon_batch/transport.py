@@ -19,11 +19,15 @@ Exceptions are urllib3's own and are translated once, in ``client``; a
 setting that cannot work (a proxy without a host, a SOCKS proxy without
 PySocks) is raised as urllib3's ``LocationValueError`` on the first request,
 where the client turns it into a sentence like any other transport failure.
+What the client asks of a failure — what it wraps (``caused_by``), its
+innermost words (``short_reason``) — is answered here, beside the library
+whose exceptions nest that way.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import warnings
 from base64 import b64encode
@@ -136,6 +140,50 @@ class Transport:
                 self._direct = self._manager.connection_from_url(self.base)
 
 
+# ----------------------------------------------------------- what failed
+
+
+def _wrapped(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything it wraps, once each, outermost first.
+
+    urllib3 wraps socket and ssl errors, in ``args``, ``reason``,
+    ``__cause__`` and ``__context__``; both questions asked of a failure
+    (what kind is it, and what are its innermost words) walk this one list.
+    """
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        item = pending.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        found.append(item)
+        pending.extend([getattr(item, "reason", None), *item.args, item.__cause__])
+        pending.append(item.__context__)
+    return found
+
+
+def caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """True if ``exc`` or anything it wraps (args, causes, urllib3 reasons) is of ``kinds``."""
+    return any(isinstance(item, kinds) for item in _wrapped(exc))
+
+
+def short_reason(exc: BaseException) -> str:
+    """The innermost useful words of a urllib3 exception.
+
+    The innermost one says what happened ("Connection refused", "Remote end
+    closed connection without response"), the outer ones mostly repeat the
+    pool and the URL.
+    """
+    innermost = _wrapped(exc)[-1]
+    text = _POOL_PREFIX.sub("", str(innermost)).strip() or type(innermost).__name__
+    return text[:300]
+
+
+_POOL_PREFIX = re.compile(r"^<?\w+(?:Connection|Pool)\w*\(host=[^)]*\)>?:\s*")
+
+
 def timeout_of(value: float | tuple[float, float]) -> urllib3.Timeout:
     """requests' timeout (one number for both, or ``(connect, read)``) as urllib3's."""
     connect, read = value if isinstance(value, tuple) else (value, value)
@@ -224,4 +272,12 @@ def _basic(username: str, password: str | None) -> str:
     return "Basic " + b64encode(pair.encode("latin-1")).decode("ascii")
 
 
-__all__ = ["BASE_HEADERS", "Reply", "TlsSettings", "Transport", "timeout_of"]
+__all__ = [
+    "BASE_HEADERS",
+    "Reply",
+    "TlsSettings",
+    "Transport",
+    "caused_by",
+    "short_reason",
+    "timeout_of",
+]
