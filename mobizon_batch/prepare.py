@@ -48,7 +48,7 @@ from mobizon_batch.rowchecks import (
     unsaved_cells,
 )
 from mobizon_batch.table import InputTable, gc_paused, read_lines
-from mobizon_batch.texts import Template, count_segments_many, parse_template
+from mobizon_batch.texts import Template, count_segments_many, joined_blocks, parse_template
 from mobizon_batch.vocabulary import SendState
 
 REASON_NO_TEXT = "the text is empty"
@@ -333,9 +333,7 @@ def _clean_text(values: pd.Series) -> pd.Series:
     trailing space or newline from a spreadsheet cell is never intended.
     """
     cells = (values.fillna("") if values.hasnans else values).tolist()
-    if any(
-        "\r" in "".join(cells[start : start + _CHUNK]) for start in range(0, len(cells), _CHUNK)
-    ):
+    if any("\r" in block for block in joined_blocks(cells)):  # mostly none: no rewriting
         cells = list(map(methodcaller("replace", "\r\n", "\n"), cells))
     cleaned = list(map(str.strip, cells))
     return pd.Series(cleaned, index=values.index, dtype="str")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from mobizon_batch.errors import InputError
 from mobizon_batch.table import InputTable
-from mobizon_batch.texts import count_segments, is_gsm7
+from mobizon_batch.texts import count_segments, is_gsm7, joined_blocks
 
 REASON_LOST_LETTERS = (
     "letters were lost when the file was saved (they show as ?): its encoding has no "
@@ -69,7 +69,6 @@ LOOKALIKES = {
 _LOOKALIKE_TABLE = str.maketrans(LOOKALIKES)
 #: finds a text with any of them far faster than translating it (most texts have none)
 _ANY_LOOKALIKE = re.compile("[" + re.escape("".join(LOOKALIKES)) + "]")
-_JOIN_BLOCK = 50_000
 #: how to name a character that cannot be seen
 INVISIBLE_NAMES = {
     "\u00a0": "no-break space",
@@ -117,11 +116,7 @@ def with_lookalikes(texts: list[str]) -> list[str]:
     joined (a plain substring search) says so in a few passes at C speed,
     faster than one regular-expression search over the same text.
     """
-    for start in range(0, len(texts), _JOIN_BLOCK):  # in blocks: no copy of every text at once
-        joined = "".join(texts[start : start + _JOIN_BLOCK])
-        if any(character in joined for character in LOOKALIKES):
-            break
-    else:
+    if not any(character in block for block in joined_blocks(texts) for character in LOOKALIKES):
         return []
     return [text for text in texts if _ANY_LOOKALIKE.search(text) is not None]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,19 +127,28 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _JOIN_BLOCK = 50_000
 
 
+def joined_blocks(texts: Sequence[str]) -> Iterator[str]:
+    """The texts joined, a block of them at a time.
+
+    Why: asking whether *any* text holds a character is one C-level search
+    of the joined text, where most lists then need no look at each text; in
+    blocks, so that a big list is never copied whole.
+    """
+    for start in range(0, len(texts), _JOIN_BLOCK):
+        yield "".join(texts[start : start + _JOIN_BLOCK])
+
+
 def _astral(texts: list[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
     """Which texts hold a character beyond U+FFFF (an emoji: two UCS-2 units).
 
-    Most lists have none, and one encoding of all the texts together says
-    so (a character beyond U+FFFF takes two UTF-16 units, any other one),
-    a block of texts at a time;
-    only then is each text searched.
+    Most lists have none, and encoding the joined texts says so (such a
+    character takes two UTF-16 units, any other one); only then is each
+    text searched.
     """
-    for start in range(0, len(texts), _JOIN_BLOCK):  # in blocks: no copy of every text at once
-        joined = "".join(texts[start : start + _JOIN_BLOCK])
-        if len(joined.encode("utf-16-le", "surrogatepass")) != 2 * len(joined):
-            break
-    else:
+    if all(
+        len(block.encode("utf-16-le", "surrogatepass")) == 2 * len(block)
+        for block in joined_blocks(texts)
+    ):
         return np.zeros(len(texts), dtype=bool)
     return np.fromiter(map(bool, map(_ASTRAL.search, texts)), dtype=bool, count=len(texts))
 
